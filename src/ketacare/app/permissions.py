@@ -1,0 +1,88 @@
+"""Roles and what each may do: the one table that decides. Use-cases call :func:`require`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ketacare.app.errors import Forbidden
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    PRESCRIBER = "prescriber"
+    NURSE = "nurse"
+    THERAPIST = "therapist"
+    RESEARCHER = "researcher"
+    # The local operator at the command line (has the database already): all permissions.
+    SYSTEM = "system"
+
+
+STAFF_ROLES = (Role.ADMIN, Role.PRESCRIBER, Role.NURSE, Role.THERAPIST, Role.RESEARCHER)
+
+
+class Permission(StrEnum):
+    PATIENT_READ = "patient.read"
+    PATIENT_WRITE = "patient.write"
+    PATIENT_READ_DEIDENTIFIED = "patient.read_deidentified"
+    MEASUREMENT_WRITE = "measurement.write"
+    MEDICATION_WRITE = "medication.write"
+    AUDIT_READ = "audit.read"
+    USER_MANAGE = "user.manage"
+    TOKEN_MANAGE_OWN = "token.manage_own"  # noqa: S105 (a permission name)
+
+
+P = Permission
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    # Front desk and clinic management: registers patients, manages staff, reviews the audit
+    # trail; does not record clinical measurements or medicines.
+    Role.ADMIN: frozenset(
+        {P.PATIENT_READ, P.PATIENT_WRITE, P.AUDIT_READ, P.USER_MANAGE, P.TOKEN_MANAGE_OWN}
+    ),
+    Role.PRESCRIBER: frozenset(
+        {
+            P.PATIENT_READ,
+            P.PATIENT_WRITE,
+            P.MEASUREMENT_WRITE,
+            P.MEDICATION_WRITE,
+            P.TOKEN_MANAGE_OWN,
+        }
+    ),
+    Role.NURSE: frozenset(
+        {
+            P.PATIENT_READ,
+            P.PATIENT_WRITE,
+            P.MEASUREMENT_WRITE,
+            P.MEDICATION_WRITE,
+            P.TOKEN_MANAGE_OWN,
+        }
+    ),
+    # Therapists read the chart; their own notes arrive with the therapy-session records.
+    Role.THERAPIST: frozenset({P.PATIENT_READ, P.TOKEN_MANAGE_OWN}),
+    # Researchers never see identifying data.
+    Role.RESEARCHER: frozenset({P.PATIENT_READ_DEIDENTIFIED, P.TOKEN_MANAGE_OWN}),
+    Role.SYSTEM: frozenset(Permission),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting: a signed-in user, or the local operator at the command line."""
+
+    clinic_id: int
+    role: Role
+    label: str
+    user_id: int | None = None
+
+    def can(self, permission: Permission) -> bool:
+        return permission in ROLE_PERMISSIONS[self.role]
+
+
+def allowed(role: Role, permission: Permission) -> bool:
+    return permission in ROLE_PERMISSIONS[role]
+
+
+def require(actor: Actor, permission: Permission) -> None:
+    if not actor.can(permission):
+        raise Forbidden(f"Your role ({actor.role}) does not allow this ({permission}).")

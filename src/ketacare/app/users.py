@@ -1,0 +1,303 @@
+"""Staff accounts, sign-in with throttling, browser sessions and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from ketacare.app import audit
+from ketacare.app.errors import AuthenticationFailed, InvalidInput, NotFound, Throttled
+from ketacare.app.permissions import Actor, Permission, Role, require
+from ketacare.store.models import ApiToken, Clinic, LoginFailure, User, UserSession
+
+_hasher = PasswordHasher()
+# Verifying against this keeps a wrong username as slow as a wrong password.
+_DUMMY_HASH = _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+TOKEN_PREFIX = "kc_"  # noqa: S105 (a public prefix)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def check_password_policy(password: str, username: str, min_length: int) -> None:
+    if len(password) < min_length:
+        raise InvalidInput("password", f"The password must have at least {min_length} characters.")
+    if username and username.lower() in password.lower():
+        raise InvalidInput("password", "The password must not contain the username.")
+    if len(set(password)) < 5:
+        raise InvalidInput("password", "The password must use at least 5 different characters.")
+
+
+def actor_for(user: User) -> Actor:
+    return Actor(
+        clinic_id=user.clinic_id, role=Role(user.role), label=user.username, user_id=user.id
+    )
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    username: str = Field(min_length=2, max_length=64)
+    display_name: str = Field(min_length=1, max_length=200)
+    role: Role
+    password: str = Field(repr=False)
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    clinic_id: int
+    username: str
+    display_name: str
+    role: str
+    active: bool
+
+
+def create_user(
+    db: Session, actor: Actor, data: UserCreate, *, min_password_length: int
+) -> UserOut:
+    with audit.audited(db, actor, "user.create") as note:
+        require(actor, Permission.USER_MANAGE)
+        username = data.username.lower()
+        if not USERNAME_RE.match(username):
+            raise InvalidInput(
+                "username", "Use 2-64 lower-case letters, digits, dots, dashes or underscores."
+            )
+        if data.role == Role.SYSTEM:
+            raise InvalidInput("role", "The system role is reserved for the command line.")
+        check_password_policy(data.password, username, min_password_length)
+        if db.scalar(select(User.id).where(User.username == username)) is not None:
+            raise InvalidInput("username", f"The username {username!r} is taken.")
+        user = User(
+            clinic_id=actor.clinic_id,
+            username=username,
+            display_name=data.display_name,
+            role=data.role.value,
+            password_hash=hash_password(data.password),
+        )
+        db.add(user)
+        db.flush()
+        note.detail = {"user_id": user.id, "username": username, "role": user.role}
+        return UserOut.model_validate(user)
+
+
+@dataclass(frozen=True)
+class SignIn:
+    user: User
+    session_token: str
+    csrf_token: str
+
+
+def _recent_failures(db: Session, username: str, address: str, since: datetime) -> int:
+    return (
+        db.scalar(
+            select(func.count(LoginFailure.id)).where(
+                LoginFailure.at >= since,
+                or_(LoginFailure.username == username, LoginFailure.address == address),
+            )
+        )
+        or 0
+    )
+
+
+def sign_in(
+    db: Session,
+    username: str,
+    password: str,
+    *,
+    address: str,
+    now: datetime,
+    max_failures: int,
+    window: timedelta,
+) -> SignIn:
+    """Check a password and open a session. Failures are counted per username and per address;
+    past the limit every attempt is refused (even a correct one) until the window has passed."""
+    username = username.strip().lower()
+    if _recent_failures(db, username, address, now - window) >= max_failures:
+        db.rollback()
+        raise Throttled(
+            "Too many failed sign-in attempts. Wait "
+            f"{int(window.total_seconds() // 60)} minutes, or ask an administrator."
+        )
+    user = db.scalar(select(User).where(User.username == username))
+    ok = False
+    try:
+        ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or user is None or not user.active:
+        db.add(LoginFailure(username=username[:64], address=address[:64], at=now))
+        if user is not None:
+            db.add(audit.event(actor_for(user), "auth.sign_in", "denied", audit.AuditNote()))
+        db.commit()
+        raise AuthenticationFailed("Unknown username or wrong password.")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    db.add(
+        UserSession(
+            user_id=user.id,
+            token_hash=_sha256(token),
+            csrf_token=csrf,
+            created_at=now,
+            last_seen_at=now,
+        )
+    )
+    db.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    db.add(audit.event(actor_for(user), "auth.sign_in", "success", audit.AuditNote()))
+    db.commit()
+    return SignIn(user=user, session_token=token, csrf_token=csrf)
+
+
+@dataclass(frozen=True)
+class ResolvedSession:
+    user: User
+    session_id: int
+    csrf_token: str
+
+
+def resolve_session(
+    db: Session, token: str, *, now: datetime, idle: timedelta
+) -> ResolvedSession | None:
+    """The live session for a cookie token, sliding its idle expiry; None when expired."""
+    row = db.execute(
+        select(UserSession, User)
+        .join(User, User.id == UserSession.user_id)
+        .where(UserSession.token_hash == _sha256(token))
+    ).first()
+    if row is None:
+        return None
+    session, user = row
+    if not user.active or session.last_seen_at + idle < now:
+        db.delete(session)
+        db.commit()
+        return None
+    # Touch at most once a minute: a write per request would be wasted work.
+    if now - session.last_seen_at > timedelta(seconds=60):
+        session.last_seen_at = now
+        db.commit()
+    return ResolvedSession(user=user, session_id=session.id, csrf_token=session.csrf_token)
+
+
+def sign_out(db: Session, actor: Actor, session_id: int) -> None:
+    db.execute(delete(UserSession).where(UserSession.id == session_id))
+    db.add(audit.event(actor, "auth.sign_out", "success", audit.AuditNote()))
+    db.commit()
+
+
+class TokenCreated(BaseModel):
+    id: int
+    name: str
+    token: str = Field(description="Shown once; only its hash is stored.")
+
+
+class TokenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def create_api_token(db: Session, actor: Actor, name: str) -> TokenCreated:
+    with audit.audited(db, actor, "token.create") as note:
+        require(actor, Permission.TOKEN_MANAGE_OWN)
+        name = name.strip()
+        if not 1 <= len(name) <= 100:
+            raise InvalidInput("name", "Give the token a name of 1-100 characters.")
+        if actor.user_id is None:
+            raise InvalidInput("user", "Tokens belong to a user account.")
+        prefix = secrets.token_hex(4)
+        token = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+        row = ApiToken(user_id=actor.user_id, name=name, prefix=prefix, token_hash=_sha256(token))
+        db.add(row)
+        db.flush()
+        note.detail = {"token_id": row.id, "name": name}
+        return TokenCreated(id=row.id, name=name, token=token)
+
+
+def list_api_tokens(db: Session, actor: Actor) -> list[TokenOut]:
+    require(actor, Permission.TOKEN_MANAGE_OWN)
+    rows = db.scalars(
+        select(ApiToken).where(ApiToken.user_id == actor.user_id).order_by(ApiToken.id)
+    ).all()
+    return [TokenOut.model_validate(r) for r in rows]
+
+
+def revoke_api_token(db: Session, actor: Actor, token_id: int, *, now: datetime) -> None:
+    with audit.audited(db, actor, "token.revoke") as note:
+        require(actor, Permission.TOKEN_MANAGE_OWN)
+        note.detail = {"token_id": token_id}
+        row = db.scalar(
+            select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == actor.user_id)
+        )
+        if row is None:
+            raise NotFound("No such API token.")
+        if row.revoked_at is None:
+            row.revoked_at = now
+
+
+def resolve_api_token(db: Session, token: str, *, now: datetime) -> User | None:
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    row = db.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == _sha256(token))
+    ).first()
+    if row is None:
+        return None
+    api_token, user = row
+    if api_token.revoked_at is not None or not user.active:
+        return None
+    # Compare again in constant time (the lookup was by hash, this guards the edge cases).
+    if not hmac.compare_digest(api_token.token_hash, _sha256(token)):
+        return None
+    if api_token.last_used_at is None or now - api_token.last_used_at > timedelta(minutes=5):
+        api_token.last_used_at = now
+        db.commit()
+    return user
+
+
+def get_clinic(db: Session, clinic_id: int) -> Clinic:
+    clinic = db.get(Clinic, clinic_id)
+    if clinic is None:
+        raise NotFound("No such clinic.")
+    return clinic
+
+
+def find_clinic(db: Session, slug: str | None) -> Clinic:
+    """The clinic named by slug, or the only clinic when there is just one."""
+    if slug:
+        clinic = db.scalar(select(Clinic).where(Clinic.slug == slug))
+        if clinic is None:
+            raise InvalidInput("clinic", f"No clinic with the short name {slug!r}.")
+        return clinic
+    clinics = db.scalars(select(Clinic).limit(2)).all()
+    if len(clinics) != 1:
+        raise InvalidInput(
+            "clinic", "Name the clinic (--clinic SLUG): there is not exactly one clinic."
+        )
+    return clinics[0]

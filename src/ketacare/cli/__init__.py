@@ -1,0 +1,20 @@
+"""The ``ketacare`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from ketacare.cli import core
+
+app = typer.Typer(
+    name="ketacare",
+    help="KetaCare: ketamine-assisted treatment programmes for adult ADHD.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+core.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Persistence: engine, tables, migrations. Knows tables, not clinical rules."""

@@ -1,0 +1,67 @@
+"""The web application: JSON API under /api/v1 (OpenAPI at /docs) and the clinician UI."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+
+from ketacare import __version__
+from ketacare.config import Settings, get_settings
+from ketacare.store.db import make_engine, make_session_factory
+from ketacare.web import errors
+from ketacare.web.api import router as api_router
+from ketacare.web.security import SecurityHeaders
+from ketacare.web.state import WEB_DIR, WebState
+from ketacare.web.ui import router as ui_router
+
+DESCRIPTION = """
+Decision support for ketamine-assisted treatment programmes for adult ADHD.
+Psychiatric ketamine use is off-label and no trial of ketamine for ADHD exists; this API
+records care and outcomes, it makes no claim of efficacy.
+
+Authenticate with `Authorization: Bearer kc_...` (create a token on your Account page) or with
+the browser session (then send the `X-CSRF-Token` header on writes).
+"""
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.effective_database_url)
+    app = FastAPI(
+        title="KetaCare",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.web = WebState(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        secret=settings.effective_secret_key(),
+    )
+    app.add_middleware(SecurityHeaders)
+    errors.install(app)
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    app.include_router(api_router)
+    app.include_router(ui_router)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/v1/openapi.json",
+            title="KetaCare API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app
