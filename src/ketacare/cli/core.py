@@ -164,7 +164,9 @@ def user_token(
 
 @patients_app.command("list")
 def patients_list(
-    as_json: Annotated[bool, typer.Option("--json", help="A JSON array of {id, mrn, name} for scripts")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A JSON array of {id, mrn, name} for scripts")
+    ] = False,
     clinic: Annotated[str | None, typer.Option(help="Clinic short name (slug)")] = None,
     q: Annotated[str, typer.Option(help="Name words or MRN prefix")] = "",
 ) -> None:

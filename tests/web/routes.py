@@ -1,0 +1,100 @@
+"""The API route table as the tests see it: each route's permission and a valid request."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ketacare.app.permissions import Permission
+from ketacare.app.users import actor_for, create_api_token
+from ketacare.store.models import MedicationEntry, Patient, User
+
+P = Permission
+
+
+@dataclass(frozen=True)
+class Target:
+    """Ids a request is aimed at: a patient, one of its medicines, the caller."""
+
+    patient_id: int
+    medication_id: int
+    caller: User
+
+
+def _patient_body(_db: Session, _t: Target) -> dict[str, Any]:
+    return {
+        "mrn": f"T-{uuid.uuid4().hex[:10]}",
+        "family_name": "Route",
+        "given_name": "Test",
+        "date_of_birth": "1991-02-03",
+        "sex": "male",
+    }
+
+
+def _patient_update(db: Session, t: Target) -> dict[str, Any]:
+    version = db.scalar(select(Patient.version).where(Patient.id == t.patient_id)) or 1
+    return {
+        "family_name": "Changed",
+        "given_name": "Name",
+        "date_of_birth": "1991-02-03",
+        "sex": "male",
+        "version": version,
+    }
+
+
+def _medication_update(db: Session, t: Target) -> dict[str, Any]:
+    version = db.scalar(
+        select(MedicationEntry.version).where(MedicationEntry.id == t.medication_id)
+    )
+    return {"status": "on_hold", "version": version or 1}
+
+
+def _own_token(db: Session, t: Target) -> dict[str, Any]:
+    return {"token_id": create_api_token(db, actor_for(t.caller), "to revoke").id}
+
+
+@dataclass(frozen=True)
+class RouteCase:
+    permission: Permission | None
+    body: Callable[[Session, Target], dict[str, Any]] | None = None
+    ok: int = 200
+    # Extra path ids a case makes for itself (e.g. a token to revoke).
+    ids: Callable[[Session, Target], dict[str, Any]] | None = None
+
+
+ROUTES: dict[tuple[str, str], RouteCase] = {
+    ("GET", "/api/v1/patients"): RouteCase(P.PATIENT_READ),
+    ("POST", "/api/v1/patients"): RouteCase(P.PATIENT_WRITE, _patient_body, 201),
+    ("GET", "/api/v1/patients/{patient_id}"): RouteCase(P.PATIENT_READ),
+    ("PUT", "/api/v1/patients/{patient_id}"): RouteCase(P.PATIENT_WRITE, _patient_update),
+    ("GET", "/api/v1/patients/{patient_id}/measurements"): RouteCase(P.PATIENT_READ),
+    ("POST", "/api/v1/patients/{patient_id}/measurements"): RouteCase(
+        P.MEASUREMENT_WRITE, lambda _d, _t: {"weight_kg": 71.5}, 201
+    ),
+    ("GET", "/api/v1/patients/{patient_id}/medications"): RouteCase(P.PATIENT_READ),
+    ("POST", "/api/v1/patients/{patient_id}/medications"): RouteCase(
+        P.MEDICATION_WRITE, lambda _d, _t: {"name": "Vyvanse 50 mg"}, 201
+    ),
+    ("PATCH", "/api/v1/patients/{patient_id}/medications/{medication_id}"): RouteCase(
+        P.MEDICATION_WRITE, _medication_update
+    ),
+    ("GET", "/api/v1/audit"): RouteCase(P.AUDIT_READ),
+    ("GET", "/api/v1/research/patients"): RouteCase(P.PATIENT_READ_DEIDENTIFIED),
+    ("GET", "/api/v1/me"): RouteCase(None),
+    ("GET", "/api/v1/tokens"): RouteCase(P.TOKEN_MANAGE_OWN),
+    ("POST", "/api/v1/tokens"): RouteCase(P.TOKEN_MANAGE_OWN, lambda _d, _t: {"name": "x"}, 201),
+    ("DELETE", "/api/v1/tokens/{token_id}"): RouteCase(P.TOKEN_MANAGE_OWN, ok=204, ids=_own_token),
+}
+
+
+def build(db: Session, method: str, path: str, target: Target) -> tuple[str, dict[str, Any] | None]:
+    case = ROUTES[(method, path)]
+    ids = {"patient_id": target.patient_id, "medication_id": target.medication_id}
+    if case.ids:
+        ids.update(case.ids(db, target))
+    return path.format(**ids), (case.body(db, target) if case.body else None)
