@@ -20,6 +20,7 @@ from ketacare.app.errors import (
     Throttled,
 )
 from ketacare.web.auth import CsrfFailed, LoginRequired
+from ketacare.web.ui.render import render
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,9 @@ def status_of(exc: DomainError) -> int:
 
 
 def _page(request: Request, status: int, title: str, message: str) -> Response:
-    templates = request.app.state.web.templates
     principal = getattr(request.state, "principal", None)
-    return templates.TemplateResponse(
-        request,
-        "error.html",
-        {"title": title, "message": message, "principal": principal},
-        status_code=status,
+    return render(
+        request, "error.html", principal, status_code=status, title=title, message=message
     )
 
 

@@ -1,0 +1,5 @@
+"""``python -m ketacare`` runs the command line."""
+
+from ketacare.cli import main
+
+main()
