@@ -26,7 +26,7 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignor
         return
     # A database of its own so the shared test database stays migrated.
     admin = make_engine(pg_url(), isolation_level="AUTOCOMMIT")
-    name = "ketacare_migration_test"
+    name = f"{admin.url.database}_mig"
     with admin.connect() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
         conn.exec_driver_sql(f"CREATE DATABASE {name}")
