@@ -9,13 +9,21 @@ from ketacare.app.permissions import ROLE_PERMISSIONS, Actor, Permission, Role, 
 
 P = Permission
 EXPECTED: dict[Role, set[Permission]] = {
-    Role.ADMIN: {P.PATIENT_READ, P.PATIENT_WRITE, P.AUDIT_READ, P.USER_MANAGE, P.TOKEN_MANAGE_OWN},
+    Role.ADMIN: {
+        P.PATIENT_READ,
+        P.PATIENT_WRITE,
+        P.AUDIT_READ,
+        P.USER_MANAGE,
+        P.TOKEN_MANAGE_OWN,
+        P.INTERACTIONS_CHECK,
+    },
     Role.PRESCRIBER: {
         P.PATIENT_READ,
         P.PATIENT_WRITE,
         P.MEASUREMENT_WRITE,
         P.MEDICATION_WRITE,
         P.TOKEN_MANAGE_OWN,
+        P.INTERACTIONS_CHECK,
     },
     Role.NURSE: {
         P.PATIENT_READ,
@@ -23,9 +31,10 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.MEASUREMENT_WRITE,
         P.MEDICATION_WRITE,
         P.TOKEN_MANAGE_OWN,
+        P.INTERACTIONS_CHECK,
     },
-    Role.THERAPIST: {P.PATIENT_READ, P.TOKEN_MANAGE_OWN},
-    Role.RESEARCHER: {P.PATIENT_READ_DEIDENTIFIED, P.TOKEN_MANAGE_OWN},
+    Role.THERAPIST: {P.PATIENT_READ, P.TOKEN_MANAGE_OWN, P.INTERACTIONS_CHECK},
+    Role.RESEARCHER: {P.PATIENT_READ_DEIDENTIFIED, P.TOKEN_MANAGE_OWN, P.INTERACTIONS_CHECK},
     Role.SYSTEM: set(Permission),
 }
 

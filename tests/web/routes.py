@@ -83,6 +83,13 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
     ("PATCH", "/api/v1/patients/{patient_id}/medications/{medication_id}"): RouteCase(
         P.MEDICATION_WRITE, _medication_update
     ),
+    ("POST", "/api/v1/interactions/screen"): RouteCase(
+        P.INTERACTIONS_CHECK, lambda _d, _t: {"medications": ["Vyvanse 50 mg"]}
+    ),
+    ("POST", "/api/v1/patients/{patient_id}/interaction-screens"): RouteCase(
+        P.PATIENT_READ, ok=201
+    ),
+    ("GET", "/api/v1/patients/{patient_id}/interaction-screens"): RouteCase(P.PATIENT_READ),
     ("GET", "/api/v1/audit"): RouteCase(P.AUDIT_READ),
     ("GET", "/api/v1/research/patients"): RouteCase(P.PATIENT_READ_DEIDENTIFIED),
     ("GET", "/api/v1/me"): RouteCase(None),

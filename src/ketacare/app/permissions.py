@@ -30,6 +30,8 @@ class Permission(StrEnum):
     AUDIT_READ = "audit.read"
     USER_MANAGE = "user.manage"
     TOKEN_MANAGE_OWN = "token.manage_own"  # noqa: S105 (a permission name)
+    # Screening a typed-in list touches no patient data.
+    INTERACTIONS_CHECK = "interactions.check"
 
 
 P = Permission
@@ -38,7 +40,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Front desk and clinic management: registers patients, manages staff, reviews the audit
     # trail; does not record clinical measurements or medicines.
     Role.ADMIN: frozenset(
-        {P.PATIENT_READ, P.PATIENT_WRITE, P.AUDIT_READ, P.USER_MANAGE, P.TOKEN_MANAGE_OWN}
+        {
+            P.PATIENT_READ,
+            P.PATIENT_WRITE,
+            P.AUDIT_READ,
+            P.USER_MANAGE,
+            P.TOKEN_MANAGE_OWN,
+            P.INTERACTIONS_CHECK,
+        }
     ),
     Role.PRESCRIBER: frozenset(
         {
@@ -47,6 +56,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.MEASUREMENT_WRITE,
             P.MEDICATION_WRITE,
             P.TOKEN_MANAGE_OWN,
+            P.INTERACTIONS_CHECK,
         }
     ),
     Role.NURSE: frozenset(
@@ -56,12 +66,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.MEASUREMENT_WRITE,
             P.MEDICATION_WRITE,
             P.TOKEN_MANAGE_OWN,
+            P.INTERACTIONS_CHECK,
         }
     ),
     # Therapists read the chart; their own notes arrive with the therapy-session records.
-    Role.THERAPIST: frozenset({P.PATIENT_READ, P.TOKEN_MANAGE_OWN}),
+    Role.THERAPIST: frozenset({P.PATIENT_READ, P.TOKEN_MANAGE_OWN, P.INTERACTIONS_CHECK}),
     # Researchers never see identifying data.
-    Role.RESEARCHER: frozenset({P.PATIENT_READ_DEIDENTIFIED, P.TOKEN_MANAGE_OWN}),
+    Role.RESEARCHER: frozenset(
+        {P.PATIENT_READ_DEIDENTIFIED, P.TOKEN_MANAGE_OWN, P.INTERACTIONS_CHECK}
+    ),
     Role.SYSTEM: frozenset(Permission),
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ketacare.cli import core
+from ketacare.cli import core, eligibility, interactions, scores
 
 app = typer.Typer(
     name="ketacare",
@@ -14,6 +14,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 core.register(app)
+scores.register(app)
+eligibility.register(app)
+interactions.register(app)
 
 
 def main() -> None:

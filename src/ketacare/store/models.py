@@ -200,3 +200,26 @@ class AuditEvent(Base):
     patient_id: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(20))
     detail: Mapped[dict[str, Any] | None]
+
+
+class InteractionScreen(Base):
+    """One screen of a patient's medication list, stored exactly as the clinician saw it: the
+    inputs, the full result and the knowledge version in force."""
+
+    __tablename__ = "interaction_screens"
+    __table_args__ = (Index("ix_interaction_screens_patient_at", "patient_id", "screened_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    screened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    screened_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    agent: Mapped[str] = mapped_column(String(20))
+    route: Mapped[str] = mapped_column(String(20))
+    knowledge_version: Mapped[str] = mapped_column(String(32))
+    # SHA-256 of (agent, route, sorted inputs, knowledge version): an unchanged list is not
+    # stored again.
+    input_hash: Mapped[str] = mapped_column(String(64))
+    inputs: Mapped[dict[str, Any]]
+    result: Mapped[dict[str, Any]]
+    highest_severity: Mapped[str | None] = mapped_column(String(20))

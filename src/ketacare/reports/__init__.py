@@ -1,0 +1,1 @@
+"""Documents and exports generated from KetaCare data and knowledge."""
