@@ -35,6 +35,7 @@ browser:
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ketacare knowledge docs --check
 
 format: $(DEV_STAMP)
 	$(BIN)/ruff format src tests bench
@@ -42,6 +43,9 @@ format: $(DEV_STAMP)
 
 test: $(DEV_STAMP) browser lint
 	$(BIN)/python -m pytest
+
+bench: $(DEV_STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache
