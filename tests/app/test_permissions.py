@@ -16,6 +16,7 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.USER_MANAGE,
         P.TOKEN_MANAGE_OWN,
         P.INTERACTIONS_CHECK,
+        P.SELF_REPORT_INVITE,
     },
     Role.PRESCRIBER: {
         P.PATIENT_READ,
@@ -24,6 +25,11 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.MEDICATION_WRITE,
         P.TOKEN_MANAGE_OWN,
         P.INTERACTIONS_CHECK,
+        P.INTAKE_WRITE,
+        P.ELIGIBILITY_SIGN,
+        P.ASSESSMENT_WRITE,
+        P.CONSENT_WRITE,
+        P.SELF_REPORT_INVITE,
     },
     Role.NURSE: {
         P.PATIENT_READ,
@@ -32,8 +38,18 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.MEDICATION_WRITE,
         P.TOKEN_MANAGE_OWN,
         P.INTERACTIONS_CHECK,
+        P.INTAKE_WRITE,
+        P.ASSESSMENT_WRITE,
+        P.CONSENT_WRITE,
+        P.SELF_REPORT_INVITE,
     },
-    Role.THERAPIST: {P.PATIENT_READ, P.TOKEN_MANAGE_OWN, P.INTERACTIONS_CHECK},
+    Role.THERAPIST: {
+        P.PATIENT_READ,
+        P.TOKEN_MANAGE_OWN,
+        P.INTERACTIONS_CHECK,
+        P.ASSESSMENT_WRITE,
+        P.SELF_REPORT_INVITE,
+    },
     Role.RESEARCHER: {P.PATIENT_READ_DEIDENTIFIED, P.TOKEN_MANAGE_OWN, P.INTERACTIONS_CHECK},
     Role.SYSTEM: set(Permission),
 }
@@ -48,6 +64,10 @@ def test_every_role_has_an_entry() -> None:
 )
 def test_the_table_grants_exactly_what_the_matrix_says(role: Role, permission: Permission) -> None:
     assert allowed(role, permission) is (permission in EXPECTED[role])
+
+
+def test_only_prescribers_sign_eligibility() -> None:
+    assert {r for r in Role if allowed(r, P.ELIGIBILITY_SIGN)} == {Role.PRESCRIBER, Role.SYSTEM}
 
 
 def test_researchers_never_read_identified_data() -> None:

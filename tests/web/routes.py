@@ -10,9 +10,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ketacare.app.assessments import _store
+from ketacare.app.intake import _evaluate, consent_text
 from ketacare.app.permissions import Permission
 from ketacare.app.users import actor_for, create_api_token
 from ketacare.store.models import MedicationEntry, Patient, User
+from ketacare.store.types import utcnow
 
 P = Permission
 
@@ -54,6 +57,34 @@ def _medication_update(db: Session, t: Target) -> dict[str, Any]:
     return {"status": "on_hold", "version": version or 1}
 
 
+def _urgent_assessment(db: Session, t: Target) -> dict[str, Any]:
+    patient = db.get(Patient, t.patient_id)
+    assert patient is not None
+    row = _store(
+        db,
+        patient,
+        "phq9",
+        [0, 0, 0, 0, 0, 0, 0, 0, 1],
+        source="staff",
+        at=utcnow(),
+        recorded_by=None,
+    )
+    db.commit()
+    return {"assessment_id": row.id}
+
+
+def _sign_body(db: Session, t: Target) -> dict[str, Any]:
+    patient = db.get(Patient, t.patient_id)
+    assert patient is not None
+    decision, _inputs, _intake = _evaluate(db, patient)
+    db.rollback()
+    return {
+        "computed_decision": decision.decision.value,
+        "final_decision": "ineligible",
+        "override_reason": "Reviewed with the patient in clinic.",
+    }
+
+
 def _own_token(db: Session, t: Target) -> dict[str, Any]:
     return {"token_id": create_api_token(db, actor_for(t.caller), "to revoke").id}
 
@@ -90,6 +121,33 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
         P.PATIENT_READ, ok=201
     ),
     ("GET", "/api/v1/patients/{patient_id}/interaction-screens"): RouteCase(P.PATIENT_READ),
+    ("GET", "/api/v1/patients/{patient_id}/intake"): RouteCase(P.PATIENT_READ),
+    ("PUT", "/api/v1/patients/{patient_id}/intake"): RouteCase(
+        P.INTAKE_WRITE, lambda _d, _t: {"adhd_diagnosis": True, "history": ["glaucoma"]}, 201
+    ),
+    ("GET", "/api/v1/patients/{patient_id}/eligibility"): RouteCase(P.PATIENT_READ),
+    ("POST", "/api/v1/patients/{patient_id}/eligibility-reviews"): RouteCase(
+        P.ELIGIBILITY_SIGN, _sign_body, 201
+    ),
+    ("GET", "/api/v1/patients/{patient_id}/eligibility-reviews"): RouteCase(P.PATIENT_READ),
+    ("POST", "/api/v1/patients/{patient_id}/consents"): RouteCase(
+        P.CONSENT_WRITE, lambda _d, _t: {"consent_version": consent_text()["version"]}, 201
+    ),
+    ("GET", "/api/v1/patients/{patient_id}/consents"): RouteCase(P.PATIENT_READ),
+    ("POST", "/api/v1/patients/{patient_id}/assessments"): RouteCase(
+        P.ASSESSMENT_WRITE, lambda _d, _t: {"instrument": "gad7", "answers": [1] * 7}, 201
+    ),
+    ("GET", "/api/v1/patients/{patient_id}/assessments"): RouteCase(P.PATIENT_READ),
+    (
+        "POST",
+        "/api/v1/patients/{patient_id}/assessments/{assessment_id}/acknowledgement",
+    ): RouteCase(
+        P.ASSESSMENT_WRITE, lambda _d, _t: {"note": "C-SSRS done"}, 204, ids=_urgent_assessment
+    ),
+    ("POST", "/api/v1/patients/{patient_id}/self-report-links"): RouteCase(
+        P.SELF_REPORT_INVITE, lambda _d, _t: {"instruments": ["phq9"]}, 201
+    ),
+    ("GET", "/api/v1/consent-text"): RouteCase(None),
     ("GET", "/api/v1/audit"): RouteCase(P.AUDIT_READ),
     ("GET", "/api/v1/research/patients"): RouteCase(P.PATIENT_READ_DEIDENTIFIED),
     ("GET", "/api/v1/me"): RouteCase(None),

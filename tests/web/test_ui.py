@@ -96,7 +96,10 @@ def test_the_next_parameter_cannot_redirect_off_site(
 
 
 def ui_post_routes(client: TestClient) -> list[str]:
-    return sorted(p for m, p in routes(client.app) if m == "POST" and not p.startswith("/api/"))
+    # /r/{token}: the patient's questionnaire, where the one-time link itself is the credential.
+    return sorted(
+        p for m, p in routes(client.app) if m == "POST" and not p.startswith(("/api/", "/r/"))
+    )
 
 
 def test_every_ui_form_refuses_a_post_without_the_csrf_token(
@@ -106,7 +109,9 @@ def test_every_ui_form_refuses_a_post_without_the_csrf_token(
     posts = ui_post_routes(client)
     assert len(posts) >= 8
     for path in posts:
-        url = path.format(patient_id=world_a.patients[0].id, medication_id=1, token_id=1)
+        url = path.format(
+            patient_id=world_a.patients[0].id, medication_id=1, token_id=1, assessment_id=1
+        )
         response = client.post(url, data={"name": "x", "weight_kg": "70"})
         assert response.status_code == 403, path
         bad = client.post(url, data={"csrf_token": "forged"})

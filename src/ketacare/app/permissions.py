@@ -30,6 +30,11 @@ class Permission(StrEnum):
     AUDIT_READ = "audit.read"
     USER_MANAGE = "user.manage"
     TOKEN_MANAGE_OWN = "token.manage_own"  # noqa: S105 (a permission name)
+    INTAKE_WRITE = "intake.write"
+    ELIGIBILITY_SIGN = "eligibility.sign"
+    ASSESSMENT_WRITE = "assessment.write"
+    CONSENT_WRITE = "consent.write"
+    SELF_REPORT_INVITE = "self_report.invite"
     # Screening a typed-in list touches no patient data.
     INTERACTIONS_CHECK = "interactions.check"
 
@@ -47,6 +52,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.USER_MANAGE,
             P.TOKEN_MANAGE_OWN,
             P.INTERACTIONS_CHECK,
+            P.SELF_REPORT_INVITE,
         }
     ),
     Role.PRESCRIBER: frozenset(
@@ -57,6 +63,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.MEDICATION_WRITE,
             P.TOKEN_MANAGE_OWN,
             P.INTERACTIONS_CHECK,
+            P.INTAKE_WRITE,
+            P.ELIGIBILITY_SIGN,
+            P.ASSESSMENT_WRITE,
+            P.CONSENT_WRITE,
+            P.SELF_REPORT_INVITE,
         }
     ),
     Role.NURSE: frozenset(
@@ -67,10 +78,22 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.MEDICATION_WRITE,
             P.TOKEN_MANAGE_OWN,
             P.INTERACTIONS_CHECK,
+            P.INTAKE_WRITE,
+            P.ASSESSMENT_WRITE,
+            P.CONSENT_WRITE,
+            P.SELF_REPORT_INVITE,
         }
     ),
-    # Therapists read the chart; their own notes arrive with the therapy-session records.
-    Role.THERAPIST: frozenset({P.PATIENT_READ, P.TOKEN_MANAGE_OWN, P.INTERACTIONS_CHECK}),
+    # Therapists administer rating scales and send questionnaires.
+    Role.THERAPIST: frozenset(
+        {
+            P.PATIENT_READ,
+            P.TOKEN_MANAGE_OWN,
+            P.INTERACTIONS_CHECK,
+            P.ASSESSMENT_WRITE,
+            P.SELF_REPORT_INVITE,
+        }
+    ),
     # Researchers never see identifying data.
     Role.RESEARCHER: frozenset(
         {P.PATIENT_READ_DEIDENTIFIED, P.TOKEN_MANAGE_OWN, P.INTERACTIONS_CHECK}

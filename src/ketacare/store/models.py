@@ -34,7 +34,7 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
 
 
 class Clinic(Base):
@@ -223,3 +223,119 @@ class InteractionScreen(Base):
     inputs: Mapped[dict[str, Any]]
     result: Mapped[dict[str, Any]]
     highest_severity: Mapped[str | None] = mapped_column(String(20))
+
+
+class IntakeRecord(Base):
+    """One saved revision of a patient's structured intake. Revisions are never changed: a
+    correction is a new revision, the latest is current."""
+
+    __tablename__ = "intake_records"
+    __table_args__ = (Index("ix_intake_records_patient_at", "patient_id", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Who diagnosed ADHD and when (free text as the referral letter says it).
+    diagnosis_by: Mapped[str | None] = mapped_column(String(200))
+    diagnosis_when: Mapped[str | None] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]]
+
+
+class Assessment(Base):
+    """One administration of a rating scale: every item answer, and the score as computed
+    with the knowledge version in force."""
+
+    __tablename__ = "assessments"
+    __table_args__ = (
+        Index(
+            "ix_assessments_patient_instrument_at", "patient_id", "instrument", "administered_at"
+        ),
+        Index("ix_assessments_clinic_urgent_at", "clinic_id", "urgent", "administered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    instrument: Mapped[str] = mapped_column(String(20))
+    administered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(20))  # staff | self_report
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    answers: Mapped[list[int]] = mapped_column(JSON)
+    total: Mapped[int] = mapped_column(Integer)
+    band: Mapped[str | None] = mapped_column(String(40))
+    positive_screen: Mapped[bool | None] = mapped_column(Boolean)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    result: Mapped[dict[str, Any]]
+    knowledge_version: Mapped[str] = mapped_column(String(32))
+
+
+class FlagAcknowledgement(Base):
+    """A clinician has seen an urgent flag and acted (e.g. PHQ-9 item 9 answered above 0)."""
+
+    __tablename__ = "flag_acknowledgements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"), unique=True)
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    acknowledged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str] = mapped_column(Text)
+
+
+class EligibilityReview(Base):
+    """A prescriber's signed eligibility decision: inputs, outputs, knowledge version and
+    settings exactly as reviewed. Immutable (the database refuses UPDATE and DELETE); an
+    amendment is a new review that points at the one it amends."""
+
+    __tablename__ = "eligibility_reviews"
+    __table_args__ = (Index("ix_eligibility_reviews_patient_at", "patient_id", "signed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    intake_id: Mapped[int | None] = mapped_column(ForeignKey("intake_records.id"))
+    computed_decision: Mapped[str] = mapped_column(String(20))
+    final_decision: Mapped[str] = mapped_column(String(20))
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    inputs: Mapped[dict[str, Any]]
+    output: Mapped[dict[str, Any]]
+    knowledge_version: Mapped[str] = mapped_column(String(32))
+    signed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    signed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    amends_id: Mapped[int | None] = mapped_column(ForeignKey("eligibility_reviews.id"))
+
+
+class ConsentRecord(Base):
+    """Informed consent given (or withdrawn) for a version of the consent text. Immutable."""
+
+    __tablename__ = "consent_records"
+    __table_args__ = (Index("ix_consent_records_patient_at", "patient_id", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    consent_version: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))  # given | withdrawn
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class SelfReportLink(Base):
+    """A one-time, expiring link for a patient to answer questionnaires without signing in.
+    Only the token's hash is stored."""
+
+    __tablename__ = "self_report_links"
+    __table_args__ = (Index("ix_self_report_links_patient", "patient_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    instruments: Mapped[list[str]] = mapped_column(JSON)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

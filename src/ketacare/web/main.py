@@ -16,6 +16,7 @@ from ketacare.web.api import router as api_router
 from ketacare.web.security import SecurityHeaders
 from ketacare.web.state import WEB_DIR, WebState
 from ketacare.web.ui import router as ui_router
+from ketacare.web.ui import selfreport
 
 DESCRIPTION = """
 Decision support for ketamine-assisted treatment programmes for adult ADHD.
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     app.include_router(api_router)
     app.include_router(ui_router)
+    # Patients answer questionnaires without an account: the link itself is the credential.
+    app.include_router(selfreport.router)
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

@@ -3,8 +3,8 @@
 from fastapi import APIRouter, Depends
 
 from ketacare.web.auth import ui_csrf
-from ketacare.web.ui import account, admin, interactions, patients, research, signin
+from ketacare.web.ui import account, admin, intake, interactions, patients, research, signin
 
 router = APIRouter(dependencies=[Depends(ui_csrf)], include_in_schema=False)
-for module in (signin, patients, interactions, admin, research, account):
+for module in (signin, patients, intake, interactions, admin, research, account):
     router.include_router(module.router)

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from ketacare.app import intake as intake_uc
 from ketacare.app import patients as uc
+from ketacare.app.assessments import SELF_REPORT_INSTRUMENTS, STAFF_INSTRUMENTS
 from ketacare.app.errors import Conflict, InvalidInput
 from ketacare.web.auth import CurrentPrincipal, DbSession, Principal
 from ketacare.web.ui.render import parse_form, render
@@ -68,11 +70,14 @@ def _chart(
 ) -> Response:
     chart = uc.get_chart(db, principal.actor, patient_id)
     context: dict[str, Any] = {
+        "programme": intake_uc.programme_summary(db, principal.actor, patient_id),
+        "self_report_instruments": SELF_REPORT_INSTRUMENTS,
         "measurement_errors": {},
         "measurement_values": {},
         "medication_errors": {},
         "medication_values": {},
         "statuses": list(uc.MedicationStatus),
+        "staff_instruments": STAFF_INSTRUMENTS,
     }
     context.update(forms)
     return render(
