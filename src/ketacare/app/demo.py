@@ -18,7 +18,18 @@ from ketacare.app.patients import Stage
 from ketacare.app.permissions import Actor, Role
 from ketacare.app.text import fold
 from ketacare.app.users import hash_password
-from ketacare.store.models import BodyMeasurement, Clinic, MedicationEntry, Patient, User
+from ketacare.clinical.instruments import score
+from ketacare.store.models import (
+    Assessment,
+    BodyMeasurement,
+    Clinic,
+    ConsentRecord,
+    EligibilityReview,
+    IntakeRecord,
+    MedicationEntry,
+    Patient,
+    User,
+)
 
 DEMO_SLUG = "demo"
 DEMO_CLINIC_NAME = "Demo Ketamine Clinic"
@@ -231,6 +242,8 @@ def load_demo(db: Session, *, now: datetime, seed: int = 2026) -> DemoResult:
                     created_by=nurse,
                 )
             )
+        db.flush()
+        _programme(db, rng, patient, stage, now, users)
     system = Actor(clinic_id=clinic.id, role=Role.SYSTEM, label="demo-loader")
     db.add(
         audit.event(
@@ -239,3 +252,165 @@ def load_demo(db: Session, *, now: datetime, seed: int = 2026) -> DemoResult:
     )
     db.commit()
     return DemoResult(clinic.id, True, len(STAGES), credentials)
+
+
+# Stages whose patients have been through intake, sign-off and consent.
+REVIEWED = {Stage.ELIGIBLE, Stage.INELIGIBLE, Stage.IN_COURSE, Stage.MAINTENANCE, Stage.DISCHARGED}
+TREATED = {Stage.IN_COURSE, Stage.MAINTENANCE, Stage.DISCHARGED}
+EXCLUSIONS = ["intracerebral_hemorrhage", "hypertension_uncontrolled", "ketamine_hypersensitivity"]
+
+
+def _answers(rng: random.Random, instrument: str, level: float) -> list[int]:
+    """Synthetic answers around ``level`` (0 = none, 1 = maximal), never touching PHQ-9 item 9
+    (the demo's single urgent flag is placed on purpose)."""
+    sizes = {"asrs": (18, 4), "phq9": (9, 3), "gad7": (7, 3)}
+    count, top = sizes[instrument]
+    out = [max(0, min(top, round(rng.gauss(level * top, 0.6)))) for _ in range(count)]
+    if instrument == "phq9":
+        out[8] = 0
+    return out
+
+
+def _assess(
+    db: Session,
+    patient: Patient,
+    instrument: str,
+    answers: list[int],
+    at: datetime,
+    source: str,
+    by: int | None,
+) -> None:
+    result = score(instrument, answers)
+    db.add(
+        Assessment(
+            clinic_id=patient.clinic_id,
+            patient_id=patient.id,
+            instrument=instrument,
+            administered_at=at,
+            source=source,
+            recorded_by=by,
+            answers=list(result.answers),
+            total=result.total,
+            band=result.band,
+            positive_screen=result.positive_screen,
+            urgent=result.urgent,
+            result=result.to_json_dict(),
+            knowledge_version=result.knowledge_version,
+        )
+    )
+
+
+def _programme(
+    db: Session,
+    rng: random.Random,
+    patient: Patient,
+    stage: Stage,
+    now: datetime,
+    users: dict[Role, User],
+) -> None:
+    from ketacare.app.intake import _evaluate, consent_text
+
+    nurse, prescriber = users[Role.NURSE].id, users[Role.PRESCRIBER].id
+    started = now - timedelta(days=rng.randint(40, 120))
+    intake_at = started - timedelta(days=14)
+    if stage == Stage.INTAKE and patient.id % 3 == 0:
+        return  # referred, nothing recorded yet
+    history = [rng.choice(EXCLUSIONS)] if stage == Stage.INELIGIBLE else []
+    if stage != Stage.INELIGIBLE and rng.random() < 0.3:
+        history.append(rng.choice(["hypertension_controlled", "glaucoma", "seizure_disorder"]))
+    past = rng.choice(ADHD_PAST)[0]
+    data = {
+        "adhd_diagnosis": True,
+        "diagnosis_by": rng.choice(["Dr L. Moreau (psychiatry)", "Dr S. Okoye", "ADHD clinic"]),
+        "diagnosis_when": str(rng.randint(2008, 2023)),
+        "prior_adhd_treatments": [
+            {
+                "drug": past,
+                "response": rng.choice(["inadequate", "not_tolerated"]),
+                "dose": None,
+                "duration_weeks": rng.randint(6, 52),
+                "side_effects": [],
+            },
+        ],
+        "history": history,
+        "blood_pressure": {"systolic": rng.randint(112, 136), "diastolic": rng.randint(68, 86)},
+        "heart_rate": rng.randint(60, 88),
+        "notes": None,
+    }
+    db.add(
+        IntakeRecord(
+            clinic_id=patient.clinic_id,
+            patient_id=patient.id,
+            recorded_at=intake_at,
+            recorded_by=nurse,
+            diagnosis_by=data["diagnosis_by"],
+            diagnosis_when=data["diagnosis_when"],
+            data=data,
+        )
+    )
+    # Baseline scales at intake; then a slowly falling trajectory for treated patients.
+    severity = rng.uniform(0.45, 0.8)
+    for instrument in ("asrs", "phq9", "gad7"):
+        _assess(
+            db,
+            patient,
+            instrument,
+            _answers(rng, instrument, severity),
+            intake_at,
+            "self_report" if rng.random() < 0.5 else "staff",
+            nurse,
+        )
+    if stage in TREATED:
+        for week in range(1, rng.randint(3, 7)):
+            level = severity * (1 - 0.09 * week * rng.uniform(0.3, 1.2))
+            at = started + timedelta(days=7 * week, hours=rng.randint(9, 16))
+            if at < now:
+                for instrument in ("phq9", "gad7"):
+                    _assess(
+                        db,
+                        patient,
+                        instrument,
+                        _answers(rng, instrument, level),
+                        at,
+                        "self_report",
+                        None,
+                    )
+    if stage == Stage.INTAKE and patient.id % 3 == 1:
+        # One self-report that needs the care team now (PHQ-9 item 9 above 0).
+        answers = _answers(rng, "phq9", 0.6)
+        answers[8] = 1
+        _assess(db, patient, "phq9", answers, now - timedelta(hours=5), "self_report", None)
+    db.flush()
+    if stage not in REVIEWED:
+        return
+    decision, inputs, intake_id = _evaluate(db, patient)
+    computed = decision.decision.value
+    final = "ineligible" if stage == Stage.INELIGIBLE else "eligible"
+    db.add(
+        EligibilityReview(
+            clinic_id=patient.clinic_id,
+            patient_id=patient.id,
+            intake_id=intake_id,
+            computed_decision=computed,
+            final_decision=final,
+            override_reason=None
+            if computed == final
+            else "Open questions discussed with the patient and the referring psychiatrist.",
+            inputs=inputs,
+            output=decision.to_json_dict(),
+            knowledge_version=decision.knowledge_version,
+            signed_by=prescriber,
+            signed_at=intake_at + timedelta(days=3),
+        )
+    )
+    if stage != Stage.INELIGIBLE:
+        db.add(
+            ConsentRecord(
+                clinic_id=patient.clinic_id,
+                patient_id=patient.id,
+                consent_version=consent_text()["version"],
+                status="given",
+                recorded_by=nurse,
+                recorded_at=intake_at + timedelta(days=5),
+            )
+        )
