@@ -214,22 +214,26 @@ def _latest_review(db: Session, patient_id: int) -> EligibilityReview | None:
     )
 
 
+def _view(db: Session, patient: Patient) -> EligibilityView:
+    decision, inputs, intake_id = _evaluate(db, patient)
+    out = decision.to_json_dict()
+    latest = _latest_review(db, patient.id)
+    return EligibilityView(
+        decision=out["decision"],
+        reasons=[ReasonOut(**r) for r in out["reasons"]],
+        knowledge_version=out["knowledge_version"],
+        settings=out["settings"],
+        intake_id=intake_id,
+        inputs=inputs,
+        latest_review=ReviewOut.model_validate(latest) if latest else None,
+    )
+
+
 def eligibility(db: Session, actor: Actor, patient_id: int) -> EligibilityView:
     with audited(db, actor, "eligibility.view", patient_id=patient_id):
         require(actor, Permission.PATIENT_READ)
         patient = _scoped_patient(db, actor, patient_id)
-        decision, inputs, intake_id = _evaluate(db, patient)
-        out = decision.to_json_dict()
-        latest = _latest_review(db, patient.id)
-        return EligibilityView(
-            decision=out["decision"],
-            reasons=[ReasonOut(**r) for r in out["reasons"]],
-            knowledge_version=out["knowledge_version"],
-            settings=out["settings"],
-            intake_id=intake_id,
-            inputs=inputs,
-            latest_review=ReviewOut.model_validate(latest) if latest else None,
-        )
+        return _view(db, patient)
 
 
 def sign_review(db: Session, actor: Actor, patient_id: int, data: SignRequest) -> ReviewOut:
@@ -383,9 +387,6 @@ def programme_summary(db: Session, actor: Actor, patient_id: int) -> ProgrammeSu
     with audited(db, actor, "programme.view", patient_id=patient_id):
         require(actor, Permission.PATIENT_READ)
         patient = _scoped_patient(db, actor, patient_id)
-        decision, inputs, intake_id = _evaluate(db, patient)
-        out = decision.to_json_dict()
-        latest = _latest_review(db, patient.id)
         intake_row = _latest_intake(db, patient.id)
         assessments = db.scalars(
             select(Assessment)
@@ -399,15 +400,7 @@ def programme_summary(db: Session, actor: Actor, patient_id: int) -> ProgrammeSu
             .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
         ).all()
         return ProgrammeSummary(
-            eligibility=EligibilityView(
-                decision=out["decision"],
-                reasons=[ReasonOut(**r) for r in out["reasons"]],
-                knowledge_version=out["knowledge_version"],
-                settings=out["settings"],
-                intake_id=intake_id,
-                inputs=inputs,
-                latest_review=ReviewOut.model_validate(latest) if latest else None,
-            ),
+            eligibility=_view(db, patient),
             intake=_intake_out(intake_row) if intake_row else None,
             assessments=[sc.AssessmentOut.model_validate(a) for a in assessments],
             urgent_flags=sc.open_urgent_flags(db, patient.id),

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import ketacare.store.types
+from ketacare.store.immutable import drop_append_only, make_append_only
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -226,40 +227,12 @@ def upgrade() -> None:
     with op.batch_alter_table("user_sessions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_user_sessions_user_id"), ["user_id"], unique=False)
 
-    _make_audit_append_only()
-
-
-APPEND_ONLY_MESSAGE = "audit_events is append-only"
-
-
-def _make_audit_append_only() -> None:
-    """The audit trail is evidence: the database itself refuses UPDATE and DELETE."""
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(
-            f"""
-            CREATE FUNCTION audit_events_append_only() RETURNS trigger AS $$
-            BEGIN
-                RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}';
-            END;
-            $$ LANGUAGE plpgsql
-            """
-        )
-        op.execute(
-            "CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events "
-            "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()"
-        )
-    else:
-        for verb in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER audit_events_no_{verb.lower()} BEFORE {verb} ON audit_events "
-                f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"
-            )
+    # The audit trail is evidence: the database itself refuses UPDATE and DELETE.
+    make_append_only("audit_events")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS audit_events_no_change ON audit_events")
-        op.execute("DROP FUNCTION IF EXISTS audit_events_append_only()")
+    drop_append_only("audit_events")
     with op.batch_alter_table("user_sessions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_user_sessions_user_id"))
 
