@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -28,6 +32,21 @@ the browser session (then send the `X-CSRF-Token` header on writes).
 """
 
 
+def _warm_up() -> None:
+    """Load the drug index and the broad vocabulary (about a second) before the first screen
+    needs them, without delaying start-up."""
+    from ketacare.clinical.drugs import broad_vocabulary, default_resolver
+
+    default_resolver()
+    broad_vocabulary()
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    threading.Thread(target=_warm_up, name="knowledge-warm-up", daemon=True).start()
+    yield
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings.effective_database_url)
@@ -38,6 +57,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         docs_url=None,
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
+        lifespan=lifespan,
     )
     app.state.web = WebState(
         settings=settings,
