@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
 from ketacare import __version__
 from ketacare.app import demo as demo_uc
@@ -18,6 +19,7 @@ from ketacare.cli.common import database, fail, operator
 from ketacare.config import get_settings
 from ketacare.store import migrate
 from ketacare.store.db import make_engine
+from ketacare.store.models import Clinic, User
 from ketacare.store.types import utcnow
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -119,18 +121,17 @@ def user_add(
     ] = None,
 ) -> None:
     """Add a staff account."""
-    from ketacare.store.models import Clinic
-
     settings = get_settings()
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     with database() as db:
-        if create_clinic and clinic:
-            from sqlalchemy import select
-
-            if db.scalar(select(Clinic).where(Clinic.slug == clinic)) is None:
-                db.add(Clinic(slug=clinic, name=create_clinic))
-                db.commit()
+        if (
+            create_clinic
+            and clinic
+            and db.scalar(select(Clinic).where(Clinic.slug == clinic)) is None
+        ):
+            db.add(Clinic(slug=clinic, name=create_clinic))
+            db.commit()
         target = users_uc.find_clinic(db, clinic)
         try:
             data = users_uc.UserCreate(
@@ -150,10 +151,6 @@ def user_token(
     name: Annotated[str, typer.Option(help="What the token is for")] = "cli",
 ) -> None:
     """Create an API token for a user; printed once."""
-    from sqlalchemy import select
-
-    from ketacare.store.models import User
-
     with database() as db:
         user = db.scalar(select(User).where(User.username == username.lower()))
         if user is None:
