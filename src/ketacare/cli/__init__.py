@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ketacare.cli import core, eligibility, interactions, scores
+from ketacare.cli import core, dose, eligibility, interactions, scores
 
 app = typer.Typer(
     name="ketacare",
@@ -17,6 +17,7 @@ core.register(app)
 scores.register(app)
 eligibility.register(app)
 interactions.register(app)
+dose.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,749 @@
+"""Session monitoring: pre-session blood-pressure gate, in-session alerts, discharge check.
+
+Pure: thresholds, texts and sources come from ``knowledge/monitoring.yaml`` (clinic settings
+with cited defaults) and ``knowledge/protocols.yaml`` (observation time, REMS). Every decision
+returns the settings in force and the knowledge version. Values that cannot be real (a
+diastolic at or above the systolic, SpO2 above 100%) are refused with the field named, never
+turned into an alert: an entry error must be corrected, not acted on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from functools import cache
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ketacare.knowledge import knowledge_version
+from ketacare.knowledge.protocol_defs import (
+    DischargeCriterionDef,
+    ProtocolDef,
+    load_monitoring,
+    load_protocols,
+)
+
+__all__ = [
+    "Alert",
+    "CriterionResult",
+    "DischargeInputs",
+    "DischargeResult",
+    "Gate",
+    "GateBand",
+    "MonitoringSettings",
+    "Reason",
+    "VitalProblem",
+    "VitalSignError",
+    "VitalSigns",
+    "alerts",
+    "bp_gate",
+    "discharge_check",
+    "validate_vitals",
+    "vital_sign_codes",
+]
+
+GateBand = Literal["proceed", "caution", "hold", "refuse"]
+Status = Literal["met", "not_met", "unknown"]
+VITAL_FIELDS = ("systolic", "diastolic", "heart_rate", "spo2", "respiratory_rate")
+
+
+class VitalSignError(ValueError):
+    """A reading that cannot be real; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class MonitoringSettings(BaseModel):
+    """The clinic's monitoring values; defaults and sources in monitoring.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bp_caution_systolic: int = Field(ge=80, le=250)
+    bp_caution_diastolic: int = Field(ge=40, le=150)
+    bp_hold_systolic: int = Field(ge=80, le=250)
+    bp_hold_diastolic: int = Field(ge=40, le=150)
+    bp_refuse_systolic: int = Field(ge=80, le=250)
+    bp_refuse_diastolic: int = Field(ge=40, le=150)
+    alert_systolic_at_least: int = Field(ge=80, le=300)
+    alert_diastolic_at_least: int = Field(ge=40, le=200)
+    alert_systolic_rise_at_least: int = Field(ge=1, le=150)
+    alert_diastolic_rise_at_least: int = Field(ge=1, le=150)
+    alert_heart_rate_above: int = Field(ge=40, le=250)
+    alert_heart_rate_below: int = Field(ge=20, le=120)
+    alert_spo2_warning_below: int = Field(ge=50, le=100)
+    alert_spo2_critical_below: int = Field(ge=50, le=100)
+    alert_respiratory_rate_below: int = Field(ge=1, le=30)
+    weight_freshness_days: int = Field(ge=1, le=365)
+    cbt_window_start_hours: int = Field(ge=0, le=336)
+    cbt_window_end_hours: int = Field(ge=1, le=336)
+    cbt_session_minutes: int = Field(ge=1, le=480)
+    discharge_bp_band_percent: int = Field(ge=0, le=100)
+    discharge_heart_rate_band_percent: int = Field(ge=0, le=100)
+    discharge_spo2_above: int = Field(ge=50, le=99)
+    discharge_moaas: int = Field(ge=0, le=5)
+    discharge_cadss_at_most: int = Field(ge=0, le=92)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        for axis in ("systolic", "diastolic"):
+            caution, hold, refuse = (
+                getattr(self, f"bp_{band}_{axis}") for band in ("caution", "hold", "refuse")
+            )
+            if not caution < hold < refuse:
+                raise ValueError(f"{axis} gate thresholds must rise: caution < hold < refuse")
+        if not self.alert_spo2_critical_below < self.alert_spo2_warning_below:
+            raise ValueError("the SpO2 critical threshold must be below the warning threshold")
+        if not self.alert_heart_rate_below < self.alert_heart_rate_above:
+            raise ValueError("the low heart-rate threshold must be below the high one")
+        if not self.cbt_window_start_hours < self.cbt_window_end_hours:
+            raise ValueError("the CBT window must start before it ends")
+        return self
+
+    @classmethod
+    def defaults(cls) -> MonitoringSettings:
+        return _default_settings()
+
+    def template_values(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+@cache
+def _default_settings() -> MonitoringSettings:
+    raw = {name: entry.value for name, entry in load_monitoring().settings.items()}
+    return MonitoringSettings.model_validate({k: int(v) for k, v in raw.items()})
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    text: str
+    sources: tuple[str, ...]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "text": self.text, "sources": list(self.sources)}
+
+
+# --- vital signs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VitalSigns:
+    """One set of readings; any field may be missing (None)."""
+
+    systolic: float | None = None
+    diastolic: float | None = None
+    heart_rate: float | None = None
+    spo2: float | None = None
+    respiratory_rate: float | None = None
+    weight_kg: float | None = None
+    height_cm: float | None = None
+
+    @classmethod
+    def coerce(cls, sample: VitalSigns | Mapping[str, Any] | None) -> VitalSigns:
+        if sample is None:
+            return cls()
+        if isinstance(sample, VitalSigns):
+            return sample
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(sample) - known)
+        if unknown:
+            raise VitalSignError(
+                unknown[0], f"unknown vital sign; known: {', '.join(sorted(known))}"
+            )
+        return cls(**dict(sample))
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class VitalProblem:
+    field: str
+    value: Any
+    code: str  # not_a_number | out_of_range | diastolic_not_below_systolic
+    text: str
+    sources: tuple[str, ...]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "value": self.value,
+            "code": self.code,
+            "text": self.text,
+            "sources": list(self.sources),
+        }
+
+
+_LABEL = {
+    "systolic": "Systolic",
+    "diastolic": "Diastolic",
+    "heart_rate": "Heart rate",
+    "spo2": "SpO2",
+    "respiratory_rate": "Respiratory rate",
+    "weight_kg": "Weight",
+    "height_cm": "Height",
+}
+
+
+def _g(value: float) -> str:
+    return f"{value:g}"
+
+
+def _with_unit(value: float, unit: str) -> str:
+    return f"{_g(value)}{unit}" if unit == "%" else f"{_g(value)} {unit}"
+
+
+def validate_vitals(sample: VitalSigns | Mapping[str, Any]) -> list[VitalProblem]:
+    """Every value that cannot be real, with the field named; [] when all present values are
+    plausible. Missing values are not problems here (the discharge check treats them as
+    unknown)."""
+    vitals = VitalSigns.coerce(sample)
+    plausibility = load_monitoring().plausibility
+    sources = plausibility.sources
+    problems: list[VitalProblem] = []
+    plausible: dict[str, float] = {}
+    for name, limits in plausibility.ranges.items():
+        value = getattr(vitals, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(
+                VitalProblem(
+                    name,
+                    value,
+                    "not_a_number",
+                    f"{_LABEL[name]}: {value!r} is not a number.",
+                    sources,
+                )
+            )
+            continue
+        if not math.isfinite(value):
+            problems.append(
+                VitalProblem(
+                    name,
+                    value,
+                    "not_a_number",
+                    f"{_LABEL[name]}: {value} is not a number.",
+                    sources,
+                )
+            )
+            continue
+        if not limits.min <= value <= limits.max:
+            problems.append(
+                VitalProblem(
+                    name,
+                    value,
+                    "out_of_range",
+                    f"{_LABEL[name]} {_with_unit(value, limits.unit)} is outside the possible "
+                    f"range {_g(limits.min)}-{_with_unit(limits.max, limits.unit)}: check the "
+                    "entry.",
+                    sources,
+                )
+            )
+            continue
+        plausible[name] = value
+    both = "systolic" in plausible and "diastolic" in plausible
+    if both and plausible["diastolic"] >= plausible["systolic"]:
+        problems.append(
+            VitalProblem(
+                "diastolic",
+                vitals.diastolic,
+                "diastolic_not_below_systolic",
+                f"Diastolic {_g(plausible['diastolic'])} mmHg must be below systolic "
+                f"{_g(plausible['systolic'])} mmHg: check for swapped values.",
+                sources,
+            )
+        )
+    return problems
+
+
+def _require_valid(sample: VitalSigns, prefix: str = "") -> None:
+    problems = validate_vitals(sample)
+    if problems:
+        first = problems[0]
+        raise VitalSignError(prefix + first.field, first.text)
+
+
+# --- pre-session gate ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gate:
+    band: GateBand
+    systolic: float
+    diastolic: float
+    override_allowed: bool
+    acknowledgement_required: bool
+    reasons: tuple[Reason, ...]
+    settings: Mapping[str, Any]
+    knowledge_version: str
+
+    @property
+    def may_proceed(self) -> bool:
+        """Without anyone's further action (caution needs an acknowledgement, hold an override)."""
+        return self.band == "proceed"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "band": self.band,
+            "systolic": self.systolic,
+            "diastolic": self.diastolic,
+            "override_allowed": self.override_allowed,
+            "acknowledgement_required": self.acknowledgement_required,
+            "reasons": [r.to_json_dict() for r in self.reasons],
+            "settings": dict(self.settings),
+            "knowledge_version": self.knowledge_version,
+        }
+
+
+def bp_gate(systolic: float, diastolic: float, settings: MonitoringSettings | None = None) -> Gate:
+    """proceed | caution | hold | refuse for a pre-session reading; the worse axis decides."""
+    settings = settings or MonitoringSettings.defaults()
+    if systolic is None or diastolic is None:
+        raise VitalSignError(
+            "systolic" if systolic is None else "diastolic", "a blood-pressure reading is needed"
+        )
+    _require_valid(VitalSigns(systolic=systolic, diastolic=diastolic))
+    values = settings.template_values()
+    chosen = None
+    for band in load_monitoring().bp_gate:
+        if band.band == "proceed":
+            chosen = band
+            break
+        assert band.systolic_setting is not None and band.diastolic_setting is not None
+        if systolic >= values[band.systolic_setting] or diastolic >= values[band.diastolic_setting]:
+            chosen = band
+            break
+    assert chosen is not None
+    text = " ".join(
+        chosen.text.format(**values, systolic=_g(systolic), diastolic=_g(diastolic)).split()
+    )
+    return Gate(
+        band=chosen.band,
+        systolic=systolic,
+        diastolic=diastolic,
+        override_allowed=chosen.override_allowed,
+        acknowledgement_required=chosen.acknowledgement_required,
+        reasons=(Reason(f"bp_{chosen.band}", text, chosen.sources),),
+        settings=values,
+        knowledge_version=knowledge_version(),
+    )
+
+
+# --- in-session alerts -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Alert:
+    code: str
+    severity: Literal["warning", "critical"]
+    field: str
+    value: float
+    threshold: float
+    text: str
+    sources: tuple[str, ...]
+    setting: str
+    baseline: float | None = None
+    knowledge_version: str = ""
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "field": self.field,
+            "value": self.value,
+            "threshold": self.threshold,
+            "baseline": self.baseline,
+            "setting": self.setting,
+            "text": self.text,
+            "sources": list(self.sources),
+        }
+
+
+def _fires(comparison: str, value: float, threshold: float) -> bool:
+    if comparison == "at_least":
+        return value >= threshold
+    if comparison == "above":
+        return value > threshold
+    return value < threshold
+
+
+def alerts(
+    sample: VitalSigns | Mapping[str, Any],
+    baseline: VitalSigns | Mapping[str, Any] | None = None,
+    settings: MonitoringSettings | None = None,
+) -> list[Alert]:
+    """Alerts for one set of in-session readings, critical first.
+
+    Rises are measured against ``baseline`` (the pre-dose readings); without a baseline value
+    the rise rule for that field is not evaluated. Where two rules of the same kind fire on one
+    field (SpO2 below 92 and below 88), only the more severe is returned.
+    """
+    settings = settings or MonitoringSettings.defaults()
+    vitals = VitalSigns.coerce(sample)
+    before = VitalSigns.coerce(baseline)
+    _require_valid(vitals)
+    _require_valid(before, "baseline.")
+    values = settings.template_values()
+    version = knowledge_version()
+    raised: list[Alert] = []
+    for rule in load_monitoring().alerts:
+        value = getattr(vitals, rule.field)
+        if value is None:
+            continue
+        threshold = values[rule.setting]
+        start = getattr(before, rule.field) if rule.kind == "rise" else None
+        if rule.kind == "rise":
+            if start is None:
+                continue
+            measured = value - start
+        else:
+            measured = value
+        if not _fires(rule.comparison, measured, threshold):
+            continue
+        text = rule.text.format(
+            **values,
+            value=_g(value),
+            threshold=_g(threshold),
+            baseline=_g(start) if start is not None else "",
+            rise=_g(measured),
+        )
+        raised.append(
+            Alert(
+                code=rule.code,
+                severity=rule.severity,
+                field=rule.field,
+                value=value,
+                threshold=threshold,
+                text=" ".join(text.split()),
+                sources=rule.sources,
+                setting=rule.setting,
+                baseline=start,
+                knowledge_version=version,
+            )
+        )
+    kinds = {r.code: r.kind for r in load_monitoring().alerts}
+    worst: dict[tuple[str, str], Alert] = {}
+    for alert in raised:
+        key = (alert.field, kinds[alert.code])
+        if key not in worst or (alert.severity == "critical" and worst[key].severity == "warning"):
+            worst[key] = alert
+    kept = [a for a in raised if worst[(a.field, kinds[a.code])] is a]
+    return sorted(kept, key=lambda a: a.severity != "critical")
+
+
+# --- discharge -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DischargeInputs:
+    """What is known at the discharge check; None means not recorded (never counts as met)."""
+
+    minutes_since_end: float | None = None
+    systolic: float | None = None
+    diastolic: float | None = None
+    heart_rate: float | None = None
+    baseline_systolic: float | None = None
+    baseline_diastolic: float | None = None
+    baseline_heart_rate: float | None = None
+    spo2: float | None = None
+    on_room_air: bool | None = None
+    moaas: int | None = None
+    oriented: bool | None = None
+    ambulating: bool | None = None
+    dissociation_resolved: bool | None = None
+    cadss_total: int | None = None
+    cadss_baseline: int | None = None
+    escort_confirmed: bool | None = None
+    driving_counselling_documented: bool | None = None
+    rems_form_queued: bool | None = None
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    id: str
+    label: str
+    status: Status
+    required: bool
+    reason: str
+    sources: tuple[str, ...]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "status": self.status,
+            "required": self.required,
+            "reason": self.reason,
+            "sources": list(self.sources),
+        }
+
+
+@dataclass(frozen=True)
+class DischargeResult:
+    protocol: str
+    allowed: bool
+    criteria: tuple[CriterionResult, ...]
+    observation_minutes: int
+    settings: Mapping[str, Any]
+    knowledge_version: str
+
+    @property
+    def not_met(self) -> tuple[CriterionResult, ...]:
+        return tuple(c for c in self.criteria if c.status == "not_met")
+
+    @property
+    def unknown(self) -> tuple[CriterionResult, ...]:
+        return tuple(c for c in self.criteria if c.status == "unknown")
+
+    def criterion(self, criterion_id: str) -> CriterionResult:
+        return next(c for c in self.criteria if c.id == criterion_id)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "allowed": self.allowed,
+            "criteria": [c.to_json_dict() for c in self.criteria],
+            "observation_minutes": self.observation_minutes,
+            "settings": dict(self.settings),
+            "knowledge_version": self.knowledge_version,
+        }
+
+
+def _within(value: float, baseline: float, percent: int) -> bool:
+    # |value - baseline| <= percent% of baseline, in exact arithmetic for whole readings.
+    return abs(value - baseline) * 100 <= baseline * percent
+
+
+def _flag(value: bool | None, yes: str, no: str, missing: str) -> tuple[Status, str]:
+    if value is None:
+        return "unknown", missing
+    return ("met", yes) if value else ("not_met", no)
+
+
+def _check_inputs(inputs: DischargeInputs) -> None:
+    _require_valid(
+        VitalSigns(
+            systolic=inputs.systolic,
+            diastolic=inputs.diastolic,
+            heart_rate=inputs.heart_rate,
+            spo2=inputs.spo2,
+        )
+    )
+    _require_valid(
+        VitalSigns(
+            systolic=inputs.baseline_systolic,
+            diastolic=inputs.baseline_diastolic,
+            heart_rate=inputs.baseline_heart_rate,
+        ),
+        "baseline_",
+    )
+    if inputs.minutes_since_end is not None and not (
+        math.isfinite(inputs.minutes_since_end) and inputs.minutes_since_end >= 0
+    ):
+        raise VitalSignError("minutes_since_end", "must be zero or more minutes")
+    if inputs.moaas is not None and (
+        isinstance(inputs.moaas, bool) or inputs.moaas not in range(6)
+    ):
+        raise VitalSignError("moaas", f"MOAA/S is a whole number 0-5, got {inputs.moaas!r}")
+    for name in ("cadss_total", "cadss_baseline"):
+        value = getattr(inputs, name)
+        if value is not None and (isinstance(value, bool) or value not in range(93)):
+            raise VitalSignError(name, f"CADSS (23 items) totals 0-92, got {value!r}")
+
+
+def _protocol(protocol: str | ProtocolDef) -> ProtocolDef:
+    if isinstance(protocol, ProtocolDef):
+        definition = protocol
+    else:
+        protocols = load_protocols()
+        if protocol not in protocols:
+            raise VitalSignError("protocol", f"unknown protocol {protocol!r}")
+        definition = protocols[protocol]
+    if definition.monitoring is None:
+        raise VitalSignError("protocol", f"{definition.name} is not given in the clinic")
+    return definition
+
+
+def discharge_check(
+    inputs: DischargeInputs,
+    protocol: str | ProtocolDef,
+    settings: MonitoringSettings | None = None,
+) -> DischargeResult:
+    """Evaluate every discharge criterion; discharge is allowed only when all required ones are
+    met. A criterion whose inputs are missing is unknown, which never counts as met."""
+    settings = settings or MonitoringSettings.defaults()
+    definition = _protocol(protocol)
+    assert definition.monitoring is not None
+    _check_inputs(inputs)
+    observation = definition.monitoring.observation_minutes.value
+    results: list[CriterionResult] = []
+    for criterion in load_monitoring().discharge:
+        if criterion.applies_to == "rems" and not definition.monitoring.rems_required:
+            continue
+        status, reason = _evaluate(criterion, inputs, settings, observation, definition)
+        results.append(
+            CriterionResult(
+                criterion.id, criterion.label, status, criterion.required, reason, criterion.sources
+            )
+        )
+    allowed = all(r.status == "met" for r in results if r.required)
+    return DischargeResult(
+        protocol=definition.id,
+        allowed=allowed,
+        criteria=tuple(results),
+        observation_minutes=observation,
+        settings=settings.template_values(),
+        knowledge_version=knowledge_version(),
+    )
+
+
+def _evaluate(
+    criterion: DischargeCriterionDef,
+    i: DischargeInputs,
+    s: MonitoringSettings,
+    observation: int,
+    protocol: ProtocolDef,
+) -> tuple[Status, str]:
+    cid = criterion.id
+    if cid == "observation_time":
+        if i.minutes_since_end is None:
+            return "unknown", "Time since the end of dosing not recorded."
+        if i.minutes_since_end >= observation:
+            return (
+                "met",
+                f"{_g(i.minutes_since_end)} min since the end of dosing (at least {observation}).",
+            )
+        wait = observation - i.minutes_since_end
+        return "not_met", (
+            f"{_g(i.minutes_since_end)} min since the end of dosing; {protocol.name} needs at "
+            f"least {observation} min ({_g(math.ceil(wait))} min to go)."
+        )
+    if cid == "blood_pressure":
+        return _bp_status(i, s)
+    if cid == "heart_rate":
+        if i.heart_rate is None:
+            return "unknown", "Heart rate not recorded."
+        if i.baseline_heart_rate is None:
+            return "unknown", "Baseline heart rate not recorded."
+        band = s.discharge_heart_rate_band_percent
+        if _within(i.heart_rate, i.baseline_heart_rate, band):
+            return (
+                "met",
+                f"Heart rate {_g(i.heart_rate)}/min within {band}% of baseline "
+                f"{_g(i.baseline_heart_rate)}/min.",
+            )
+        return "not_met", (
+            f"Heart rate {_g(i.heart_rate)}/min is more than {band}% from baseline "
+            f"{_g(i.baseline_heart_rate)}/min."
+        )
+    if cid == "spo2":
+        if i.spo2 is None:
+            return "unknown", "SpO2 not recorded."
+        if i.on_room_air is None:
+            return "unknown", "Not recorded whether SpO2 was measured on room air."
+        if not i.on_room_air:
+            return "not_met", "Still needs oxygen: SpO2 must be measured on room air."
+        if i.spo2 > s.discharge_spo2_above:
+            return "met", f"SpO2 {_g(i.spo2)}% on room air (above {s.discharge_spo2_above}%)."
+        return "not_met", f"SpO2 {_g(i.spo2)}% on room air is not above {s.discharge_spo2_above}%."
+    if cid == "sedation":
+        if i.moaas is None:
+            return "unknown", "MOAA/S not recorded."
+        if i.moaas >= s.discharge_moaas:
+            return "met", f"MOAA/S {i.moaas}: responds readily to name spoken in normal tone."
+        return "not_met", f"MOAA/S {i.moaas}: still sedated (needs {s.discharge_moaas})."
+    if cid == "oriented_ambulating":
+        if i.oriented is False or i.ambulating is False:
+            missing = [
+                n
+                for n, v in (("oriented", i.oriented), ("walking steadily", i.ambulating))
+                if v is False
+            ]
+            return "not_met", f"Not {' and not '.join(missing)}."
+        if i.oriented is None or i.ambulating is None:
+            return "unknown", "Orientation and gait not both recorded."
+        return "met", "Oriented and walking steadily."
+    if cid == "dissociation":
+        return _dissociation_status(i, s)
+    if cid == "escort":
+        return _flag(
+            i.escort_confirmed,
+            "Responsible adult escort confirmed.",
+            "No responsible adult escort: the patient must not leave alone.",
+            "Escort not confirmed.",
+        )
+    if cid == "driving_counselling":
+        return _flag(
+            i.driving_counselling_documented,
+            "Driving and hazardous-activity counselling documented.",
+            "Driving counselling not given.",
+            "Driving counselling not documented.",
+        )
+    if cid == "rems_form":
+        return _flag(
+            i.rems_form_queued,
+            "REMS Patient Monitoring Form queued.",
+            "REMS Patient Monitoring Form not queued.",
+            "REMS Patient Monitoring Form status not recorded.",
+        )
+    raise AssertionError(f"unhandled discharge criterion {cid}")
+
+
+def _bp_status(i: DischargeInputs, s: MonitoringSettings) -> tuple[Status, str]:
+    if i.systolic is None or i.diastolic is None:
+        return "unknown", "Blood pressure not recorded."
+    reading = f"{_g(i.systolic)}/{_g(i.diastolic)} mmHg"
+    limit = f"{s.bp_caution_systolic}/{s.bp_caution_diastolic}"
+    if i.systolic < s.bp_caution_systolic and i.diastolic < s.bp_caution_diastolic:
+        return "met", f"Blood pressure {reading} is below {limit}."
+    if i.baseline_systolic is None or i.baseline_diastolic is None:
+        return "unknown", (
+            f"Blood pressure {reading} is not below {limit} and no baseline is recorded to "
+            "compare with."
+        )
+    band = s.discharge_bp_band_percent
+    if _within(i.systolic, i.baseline_systolic, band) and _within(
+        i.diastolic, i.baseline_diastolic, band
+    ):
+        return "met", (
+            f"Blood pressure {reading} is within {band}% of baseline "
+            f"{_g(i.baseline_systolic)}/{_g(i.baseline_diastolic)}."
+        )
+    return "not_met", (
+        f"Blood pressure {reading} is not below {limit} and is more than {band}% from baseline "
+        f"{_g(i.baseline_systolic)}/{_g(i.baseline_diastolic)}: keep monitoring."
+    )
+
+
+def _dissociation_status(i: DischargeInputs, s: MonitoringSettings) -> tuple[Status, str]:
+    if i.dissociation_resolved is not None:
+        return _flag(
+            i.dissociation_resolved,
+            "Dissociation resolved (clinician's assessment).",
+            "Dissociation not resolved.",
+            "",
+        )
+    if i.cadss_total is None:
+        return "unknown", "Dissociation not assessed."
+    if i.cadss_total <= s.discharge_cadss_at_most:
+        return "met", f"CADSS {i.cadss_total} (at most {s.discharge_cadss_at_most})."
+    if i.cadss_baseline is not None and i.cadss_total <= i.cadss_baseline:
+        return "met", f"CADSS {i.cadss_total}, back to baseline {i.cadss_baseline}."
+    return "not_met", (
+        f"CADSS {i.cadss_total} is above {s.discharge_cadss_at_most} and above baseline: "
+        "dissociation not resolved."
+    )
+
+
+def vital_sign_codes() -> dict[str, dict[str, Any]]:
+    """LOINC code and UCUM unit per vital sign (for FHIR Observation.code)."""
+    return {
+        c.key: {"loinc": c.loinc, "display": c.display, "ucum": c.ucum, "also": list(c.also)}
+        for c in load_monitoring().vital_sign_codes.codes
+    }

@@ -1,0 +1,1 @@
+"""Exchange formats: calendar files for course plans (and, later, FHIR bundles)."""
