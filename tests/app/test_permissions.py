@@ -30,6 +30,8 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.ASSESSMENT_WRITE,
         P.CONSENT_WRITE,
         P.SELF_REPORT_INVITE,
+        P.SESSION_WRITE,
+        P.SESSION_OVERRIDE,
     },
     Role.NURSE: {
         P.PATIENT_READ,
@@ -42,6 +44,7 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.ASSESSMENT_WRITE,
         P.CONSENT_WRITE,
         P.SELF_REPORT_INVITE,
+        P.SESSION_WRITE,
     },
     Role.THERAPIST: {
         P.PATIENT_READ,

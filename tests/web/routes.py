@@ -14,7 +14,7 @@ from ketacare.app.assessments import _store
 from ketacare.app.intake import _evaluate, consent_text
 from ketacare.app.permissions import Permission
 from ketacare.app.users import actor_for, create_api_token
-from ketacare.store.models import MedicationEntry, Patient, User
+from ketacare.store.models import MedicationEntry, Patient, TreatmentSession, User
 from ketacare.store.types import utcnow
 
 P = Permission
@@ -85,6 +85,25 @@ def _sign_body(db: Session, t: Target) -> dict[str, Any]:
     }
 
 
+def _session(status: str) -> Callable[[Session, Target], dict[str, Any]]:
+    def make(db: Session, t: Target) -> dict[str, Any]:
+        patient = db.get(Patient, t.patient_id)
+        assert patient is not None
+        row = TreatmentSession(
+            clinic_id=patient.clinic_id,
+            patient_id=patient.id,
+            protocol_id="iv-ketamine",
+            scheduled_at=utcnow(),
+            status=status,
+            baseline={"systolic": 120, "diastolic": 80} if status == "in_progress" else None,
+        )
+        db.add(row)
+        db.commit()
+        return {"session_id": row.id}
+
+    return make
+
+
 def _own_token(db: Session, t: Target) -> dict[str, Any]:
     return {"token_id": create_api_token(db, actor_for(t.caller), "to revoke").id}
 
@@ -148,6 +167,22 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
         P.SELF_REPORT_INVITE, lambda _d, _t: {"instruments": ["phq9"]}, 201
     ),
     ("GET", "/api/v1/consent-text"): RouteCase(None),
+    ("POST", "/api/v1/patients/{patient_id}/sessions"): RouteCase(
+        P.SESSION_WRITE, lambda _d, _t: {"scheduled_at": "2026-12-01T15:00:00Z"}, 201
+    ),
+    ("GET", "/api/v1/sessions/{session_id}"): RouteCase(
+        P.PATIENT_READ, ids=_session("in_progress")
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/start"): RouteCase(
+        P.SESSION_WRITE,
+        lambda _d, _t: {"systolic": 122, "diastolic": 78},
+        ids=_session("scheduled"),
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/vitals"): RouteCase(
+        P.SESSION_WRITE,
+        lambda _d, _t: {"samples": [{"measured_at": "2026-01-01T10:00:00Z", "heart_rate": 80}]},
+        ids=_session("in_progress"),
+    ),
     ("GET", "/api/v1/audit"): RouteCase(P.AUDIT_READ),
     ("GET", "/api/v1/research/patients"): RouteCase(P.PATIENT_READ_DEIDENTIFIED),
     ("GET", "/api/v1/me"): RouteCase(None),

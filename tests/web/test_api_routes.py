@@ -46,7 +46,7 @@ def test_each_role_gets_exactly_what_the_permission_table_allows(
         assert response.status_code == 403, response.text
 
 
-PATIENT_ROUTES = [(m, p) for (m, p) in sorted(ROUTES) if "{patient_id}" in p]
+PATIENT_ROUTES = [(m, p) for (m, p) in sorted(ROUTES) if "{patient_id}" in p or "{session_id}" in p]
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,9 @@ def test_every_api_route_needs_authentication(
     client: TestClient, db: Session, world_a: ClinicWorld, method: str, path: str
 ) -> None:
     target = Target(world_a.patients[0].id, 1, world_a.users[Role.NURSE])
-    url = path.format(patient_id=target.patient_id, medication_id=1, token_id=1, assessment_id=1)
+    url = path.format(
+        patient_id=target.patient_id, medication_id=1, token_id=1, assessment_id=1, session_id=1
+    )
     response = client.request(method, url, json={})
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"

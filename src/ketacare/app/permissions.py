@@ -35,6 +35,9 @@ class Permission(StrEnum):
     ASSESSMENT_WRITE = "assessment.write"
     CONSENT_WRITE = "consent.write"
     SELF_REPORT_INVITE = "self_report.invite"
+    SESSION_WRITE = "session.write"
+    # Proceeding past a blood-pressure hold is the prescriber's call.
+    SESSION_OVERRIDE = "session.override"
     # Screening a typed-in list touches no patient data.
     INTERACTIONS_CHECK = "interactions.check"
 
@@ -68,6 +71,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.ASSESSMENT_WRITE,
             P.CONSENT_WRITE,
             P.SELF_REPORT_INVITE,
+            P.SESSION_WRITE,
+            P.SESSION_OVERRIDE,
         }
     ),
     Role.NURSE: frozenset(
@@ -82,6 +87,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.ASSESSMENT_WRITE,
             P.CONSENT_WRITE,
             P.SELF_REPORT_INVITE,
+            P.SESSION_WRITE,
         }
     ),
     # Therapists administer rating scales and send questionnaires.

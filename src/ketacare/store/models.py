@@ -339,3 +339,78 @@ class SelfReportLink(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+class TreatmentSession(Base):
+    """One monitored dosing session (infusion, injection or nasal dose) of a patient."""
+
+    __tablename__ = "treatment_sessions"
+    __table_args__ = (
+        Index("ix_treatment_sessions_patient_at", "patient_id", "scheduled_at"),
+        Index("ix_treatment_sessions_clinic_status_at", "clinic_id", "status", "scheduled_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    protocol_id: Mapped[str] = mapped_column(String(40))
+    scheduled_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    # Pre-dose readings: the baseline every rise alert is measured against.
+    baseline: Mapped[dict[str, Any] | None]
+    # The blood-pressure gate as decided on the baseline (band, reasons, settings, version).
+    gate: Mapped[dict[str, Any] | None]
+    gate_override_reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class VitalSample(Base):
+    """One set of readings during a session. The device's measured time and the server's
+    received time are kept apart; ``sample_key`` makes a re-sent device batch harmless."""
+
+    __tablename__ = "vital_samples"
+    __table_args__ = (
+        Index("ix_vital_samples_session_at", "session_id", "measured_at"),
+        UniqueConstraint("session_id", "sample_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("treatment_sessions.id"))
+    measured_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    systolic: Mapped[float | None] = mapped_column(Float)
+    diastolic: Mapped[float | None] = mapped_column(Float)
+    heart_rate: Mapped[float | None] = mapped_column(Float)
+    spo2: Mapped[float | None] = mapped_column(Float)
+    respiratory_rate: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(20))  # manual | device
+    sample_key: Mapped[str | None] = mapped_column(String(100))
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class SessionAlert(Base):
+    """An alert raised by a reading, as the rules in force decided it."""
+
+    __tablename__ = "session_alerts"
+    __table_args__ = (Index("ix_session_alerts_session_at", "session_id", "raised_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("treatment_sessions.id"))
+    vital_sample_id: Mapped[int] = mapped_column(ForeignKey("vital_samples.id"))
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow)
+    code: Mapped[str] = mapped_column(String(60))
+    severity: Mapped[str] = mapped_column(String(20))
+    field: Mapped[str] = mapped_column(String(30))
+    value: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    sources: Mapped[list[str]] = mapped_column(JSON)
+    knowledge_version: Mapped[str] = mapped_column(String(32))

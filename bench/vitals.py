@@ -1,0 +1,201 @@
+"""Vital-sign ingest: samples per second through the API (a real server process) against the
+raw insert rate of the same database, measured in one run.
+
+    python bench/vitals.py                      # SQLite in a temporary directory
+    KETACARE_BENCH_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1/kc_bench \\
+        python bench/vitals.py
+
+The PostgreSQL database named there is emptied. Target: API >= 50% of raw on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import insert
+
+from ketacare.app.users import actor_for, create_api_token, hash_password
+from ketacare.store import migrate
+from ketacare.store.db import make_engine, make_session_factory
+from ketacare.store.models import Clinic, Patient, TreatmentSession, User, VitalSample
+
+BATCHES = 60
+BATCH_SIZE = 50
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _database(tmp: Path) -> str:
+    url = os.environ.get("KETACARE_BENCH_POSTGRES_URL", "")
+    if not url:
+        return f"sqlite:///{tmp / 'bench.db'}"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+    return url
+
+
+def _setup(url: str) -> tuple[str, int, int]:
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    with make_session_factory(engine)() as db:
+        clinic = Clinic(slug="bench", name="Bench")
+        db.add(clinic)
+        db.flush()
+        user = User(
+            clinic_id=clinic.id,
+            username="bench-nurse",
+            display_name="Bench",
+            role="nurse",
+            password_hash=hash_password("bench-password-1"),
+        )
+        patient = Patient(
+            clinic_id=clinic.id,
+            mrn="B-1",
+            family_name="Bench",
+            given_name="Patient",
+            family_key="bench",
+            given_key="patient",
+            name_key="bench patient",
+            date_of_birth=date(1990, 1, 1),
+            sex="female",
+            stage="in_course",
+        )
+        db.add_all([user, patient])
+        db.flush()
+        session = TreatmentSession(
+            clinic_id=clinic.id,
+            patient_id=patient.id,
+            protocol_id="iv-ketamine",
+            scheduled_at=datetime.now(UTC),
+            status="in_progress",
+            baseline={"systolic": 120, "diastolic": 80},
+        )
+        db.add(session)
+        db.commit()
+        token = create_api_token(db, actor_for(user), "bench").token
+        ids = (session.id, clinic.id)
+    engine.dispose()
+    return token, *ids
+
+
+def _samples(batch: int, start: datetime) -> list[dict[str, object]]:
+    return [
+        {
+            "measured_at": (start + timedelta(seconds=batch * BATCH_SIZE + i)).isoformat(),
+            "systolic": 120 + i % 30,
+            "diastolic": 75 + i % 10,
+            "heart_rate": 70 + i % 20,
+            "spo2": 97,
+            "respiratory_rate": 14,
+            "sample_key": f"b{batch}-{i}",
+        }
+        for i in range(BATCH_SIZE)
+    ]
+
+
+def api_rate(url: str, token: str, session_id: int, tmp: Path) -> float:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "KETACARE_DATABASE_URL": url,
+        "KETACARE_VAR_DIR": str(tmp),
+        "KETACARE_ENVIRONMENT": "development",
+    }
+    server = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+        [sys.executable, "-m", "ketacare", "serve", "--port", str(port), "--no-migrate"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
+            for _ in range(100):
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            start = datetime.now(UTC) - timedelta(hours=2)
+            payloads = [{"samples": _samples(b, start)} for b in range(BATCHES + 1)]
+            # Steady state: the first request loads the knowledge files, and the server warms
+            # its drug index in the background for a second or two after start-up.
+            client.post(f"/api/v1/sessions/{session_id}/vitals", json=payloads.pop())
+            time.sleep(3)
+            began = time.perf_counter()
+            for payload in payloads:
+                response = client.post(f"/api/v1/sessions/{session_id}/vitals", json=payload)
+                response.raise_for_status()
+                assert len(response.json()["stored"]) == BATCH_SIZE
+            elapsed = time.perf_counter() - began
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return BATCHES * BATCH_SIZE / elapsed
+
+
+def raw_rate(url: str, session_id: int, clinic_id: int) -> float:
+    engine = make_engine(url)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    rows = [
+        [
+            {
+                "clinic_id": clinic_id,
+                "session_id": session_id,
+                "measured_at": start + timedelta(seconds=b * BATCH_SIZE + i),
+                "received_at": datetime.now(UTC),
+                "systolic": 120.0,
+                "diastolic": 80.0,
+                "heart_rate": 70.0,
+                "spo2": 97.0,
+                "respiratory_rate": 14.0,
+                "source": "device",
+                "sample_key": f"raw{b}-{i}",
+            }
+            for i in range(BATCH_SIZE)
+        ]
+        for b in range(BATCHES)
+    ]
+    began = time.perf_counter()
+    for batch in rows:
+        # One transaction per batch, as the API commits each batch.
+        with engine.begin() as conn:
+            conn.execute(insert(VitalSample), batch)
+    elapsed = time.perf_counter() - began
+    engine.dispose()
+    return BATCHES * BATCH_SIZE / elapsed
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        url = _database(tmp)
+        token, session_id, clinic_id = _setup(url)
+        api = api_rate(url, token, session_id, tmp)
+        raw = raw_rate(url, session_id, clinic_id)
+    backend = "postgresql" if url.startswith("postgresql") else "sqlite"
+    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cpus, {backend}")
+    print(f"{BATCHES} batches x {BATCH_SIZE} samples")
+    print(f"API ingest (validation, alerts, audit):  {api:10.0f} samples/s")
+    print(f"raw insert, same database:               {raw:10.0f} samples/s")
+    print(f"ratio API / raw: {api / raw:.0%} (target >= 50% on PostgreSQL)")
+
+
+if __name__ == "__main__":
+    main()

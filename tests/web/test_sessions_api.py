@@ -1,0 +1,70 @@
+"""A device pushes a batch of vital signs through the API."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from ketacare.app.permissions import Role
+from tests.conftest import ClinicWorld, bearer
+
+
+def test_a_device_batch_with_one_impossible_value_stores_the_rest(
+    client: TestClient, db: Session, world_a: ClinicWorld
+) -> None:
+    headers = bearer(db, world_a.users[Role.NURSE])
+    pid = world_a.patients[0].id
+    created = client.post(
+        f"/api/v1/patients/{pid}/sessions",
+        json={"scheduled_at": "2026-01-05T14:00:00Z"},
+        headers=headers,
+    )
+    assert created.status_code == 201
+    sid = created.json()["id"]
+    start = client.post(
+        f"/api/v1/sessions/{sid}/start", json={"systolic": 118, "diastolic": 76}, headers=headers
+    )
+    assert start.json()["gate"]["band"] == "proceed"
+    batch = {
+        "samples": [
+            {
+                "measured_at": "2026-01-05T14:10:00Z",
+                "systolic": 126,
+                "diastolic": 80,
+                "sample_key": "a",
+            },
+            {"measured_at": "2026-01-05T14:15:00Z", "spo2": 104, "sample_key": "b"},
+            {"measured_at": "2026-01-05T14:20:00Z", "heart_rate": 118, "sample_key": "c"},
+        ]
+    }
+    response = client.post(f"/api/v1/sessions/{sid}/vitals", json=batch, headers=headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert len(body["stored"]) == 2
+    assert body["rejected"] == [
+        {
+            "index": 1,
+            "field": "spo2",
+            "code": "out_of_range",
+            "text": body["rejected"][0]["text"],
+        }
+    ]
+    assert "SpO2 104%" in body["rejected"][0]["text"]
+    assert [a["field"] for a in body["alerts"]] == ["heart_rate"]
+    resent = client.post(f"/api/v1/sessions/{sid}/vitals", json=batch, headers=headers).json()
+    assert resent["duplicates"] == [0, 2]
+    detail = client.get(f"/api/v1/sessions/{sid}", headers=headers).json()
+    assert [v["heart_rate"] for v in detail["vitals"]] == [None, 118]
+
+
+def test_a_naive_time_is_refused_naming_the_field(
+    client: TestClient, db: Session, world_a: ClinicWorld
+) -> None:
+    headers = bearer(db, world_a.users[Role.NURSE])
+    response = client.post(
+        f"/api/v1/patients/{world_a.patients[0].id}/sessions",
+        json={"scheduled_at": "2026-01-05T14:00:00"},
+        headers=headers,
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][-1] == "scheduled_at"
