@@ -19,6 +19,7 @@ from ketacare.app.permissions import Actor, Role
 from ketacare.app.text import fold
 from ketacare.app.users import hash_password
 from ketacare.clinical.instruments import score
+from ketacare.clinical.monitoring import alerts, bp_gate
 from ketacare.store.models import (
     Assessment,
     BodyMeasurement,
@@ -28,7 +29,10 @@ from ketacare.store.models import (
     IntakeRecord,
     MedicationEntry,
     Patient,
+    SessionAlert,
+    TreatmentSession,
     User,
+    VitalSample,
 )
 
 DEMO_SLUG = "demo"
@@ -403,6 +407,8 @@ def _programme(
             signed_at=intake_at + timedelta(days=3),
         )
     )
+    if stage in TREATED:
+        _sessions(db, rng, patient, started, now, nurse)
     if stage != Stage.INELIGIBLE:
         db.add(
             ConsentRecord(
@@ -414,3 +420,77 @@ def _programme(
                 recorded_at=intake_at + timedelta(days=5),
             )
         )
+
+
+def _sessions(
+    db: Session, rng: random.Random, patient: Patient, started: datetime, now: datetime, nurse: int
+) -> None:
+    """Past IV infusions, twice a week: pre-dose gate, vitals every 10 minutes for the 40-minute
+    infusion and the hour after, and the alerts those readings raise."""
+    day = started.replace(hour=15, minute=0, second=0, microsecond=0)
+    for number in range(rng.randint(2, 6)):
+        at = day + timedelta(days=3 * number + (number // 2))
+        if at + timedelta(hours=2) > now:
+            break
+        base_s, base_d = rng.randint(112, 136), rng.randint(68, 86)
+        baseline = {
+            "systolic": base_s,
+            "diastolic": base_d,
+            "heart_rate": rng.randint(62, 84),
+            "spo2": 98,
+            "respiratory_rate": 14,
+        }
+        session = TreatmentSession(
+            clinic_id=patient.clinic_id,
+            patient_id=patient.id,
+            protocol_id="iv-ketamine",
+            scheduled_at=at,
+            status="completed",
+            baseline=baseline,
+            gate=bp_gate(base_s, base_d).to_json_dict(),
+            started_at=at,
+            ended_at=at + timedelta(minutes=100),
+            created_by=nurse,
+        )
+        db.add(session)
+        db.flush()
+        # Blood pressure peaks around 40 minutes, then returns towards baseline.
+        surge = rng.choice([8, 12, 16, 22, 45])
+        for minute in range(0, 101, 10):
+            shape = max(0.0, 1 - abs(minute - 40) / 50)
+            sample = {
+                "systolic": round(base_s + surge * shape + rng.uniform(-3, 3)),
+                "diastolic": round(base_d + surge * 0.6 * shape + rng.uniform(-2, 2)),
+                "heart_rate": round(baseline["heart_rate"] + 8 * shape + rng.uniform(-3, 3)),
+                "spo2": rng.choice([96, 97, 98, 98, 99]),
+                "respiratory_rate": rng.randint(12, 16),
+            }
+            vital = VitalSample(
+                clinic_id=patient.clinic_id,
+                session_id=session.id,
+                measured_at=at + timedelta(minutes=minute),
+                received_at=at + timedelta(minutes=minute, seconds=5),
+                source="device",
+                sample_key=f"demo-{session.id}-{minute}",
+                recorded_by=nurse,
+                **sample,
+            )
+            db.add(vital)
+            db.flush()
+            for a in alerts(sample, baseline):
+                db.add(
+                    SessionAlert(
+                        clinic_id=patient.clinic_id,
+                        session_id=session.id,
+                        vital_sample_id=vital.id,
+                        raised_at=vital.received_at,
+                        code=a.code,
+                        severity=a.severity,
+                        field=a.field,
+                        value=a.value,
+                        threshold=a.threshold,
+                        text=a.text,
+                        sources=list(a.sources),
+                        knowledge_version=a.knowledge_version,
+                    )
+                )
