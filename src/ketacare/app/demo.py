@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from ketacare.app import audit
 from ketacare.app.patients import Stage
 from ketacare.app.permissions import Actor, Role
+from ketacare.app.sessions import alert_row
 from ketacare.app.text import fold
 from ketacare.app.users import hash_password
 from ketacare.clinical.instruments import score
@@ -29,7 +30,6 @@ from ketacare.store.models import (
     IntakeRecord,
     MedicationEntry,
     Patient,
-    SessionAlert,
     TreatmentSession,
     User,
     VitalSample,
@@ -478,19 +478,4 @@ def _sessions(
             db.add(vital)
             db.flush()
             for a in alerts(sample, baseline):
-                db.add(
-                    SessionAlert(
-                        clinic_id=patient.clinic_id,
-                        session_id=session.id,
-                        vital_sample_id=vital.id,
-                        raised_at=vital.received_at,
-                        code=a.code,
-                        severity=a.severity,
-                        field=a.field,
-                        value=a.value,
-                        threshold=a.threshold,
-                        text=a.text,
-                        sources=list(a.sources),
-                        knowledge_version=a.knowledge_version,
-                    )
-                )
+                db.add(alert_row(patient.clinic_id, session.id, vital.id, vital.received_at, a))

@@ -15,6 +15,7 @@ from ketacare.app.errors import InvalidInput, NotFound
 from ketacare.app.patients import _scoped_patient
 from ketacare.app.permissions import Actor, Permission, require
 from ketacare.clinical.monitoring import (
+    Alert,
     VitalSignError,
     VitalSigns,
     alerts,
@@ -221,6 +222,26 @@ def start_session(db: Session, actor: Actor, session_id: int, check: PreCheck) -
         return SessionOut.model_validate(row)
 
 
+def alert_row(
+    clinic_id: int, session_id: int, vital_sample_id: int, raised_at: datetime, alert: Alert
+) -> SessionAlert:
+    """The stored form of an alert, with the rule's sources and knowledge version."""
+    return SessionAlert(
+        clinic_id=clinic_id,
+        session_id=session_id,
+        vital_sample_id=vital_sample_id,
+        raised_at=raised_at,
+        code=alert.code,
+        severity=alert.severity,
+        field=alert.field,
+        value=alert.value,
+        threshold=alert.threshold,
+        text=alert.text,
+        sources=list(alert.sources),
+        knowledge_version=alert.knowledge_version,
+    )
+
+
 def ingest_vitals(db: Session, actor: Actor, session_id: int, batch: VitalsBatch) -> IngestResult:
     """Store every plausible sample of a batch, report each impossible one by index and field,
     skip re-sent ones, and raise alerts against the session's baseline. One transaction."""
@@ -291,20 +312,7 @@ def ingest_vitals(db: Session, actor: Actor, session_id: int, batch: VitalsBatch
         db.add_all(stored)
         db.flush()
         raised = [
-            SessionAlert(
-                clinic_id=row.clinic_id,
-                session_id=row.id,
-                vital_sample_id=vital.id,
-                raised_at=now,
-                code=a.code,
-                severity=a.severity,
-                field=a.field,
-                value=a.value,
-                threshold=a.threshold,
-                text=a.text,
-                sources=list(a.sources),
-                knowledge_version=a.knowledge_version,
-            )
+            alert_row(row.clinic_id, row.id, vital.id, now, a)
             for vital, found in pending
             for a in found
         ]
