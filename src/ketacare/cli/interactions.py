@@ -17,10 +17,13 @@ from rich.text import Text
 
 from ketacare.clinical.interactions import ScreenResult, screen
 from ketacare.knowledge.catalog import AGENTS, ROUTES, load_catalog
+from ketacare.knowledge.protocol_defs import load_monitoring, load_protocols
 from ketacare.reports.rules_doc import render_rules_markdown
+from ketacare.reports.session_rules_doc import render_session_rules_markdown
 
 EXIT_BAD_INPUT = 2
 EXIT_STALE = 1
+SESSION_DOCS_NAME = "session-rules.md"
 DEFAULT_DOCS_PATH = Path("docs/clinical-rules.md")
 
 SEVERITY_STYLE = {
@@ -150,17 +153,29 @@ def knowledge_docs(
         typer.Option("--check", help="Exit 1 if the file on disk is out of date; write nothing."),
     ] = False,
 ) -> None:
-    """Generate the clinical rules document from the knowledge files."""
-    text = render_rules_markdown(load_catalog())
+    """Generate the clinical rules documents from the knowledge files: the interaction rules
+    (OUTPUT) and, beside it, session-rules.md (protocols, monitoring, alerts, discharge)."""
+    documents = {
+        output: render_rules_markdown(load_catalog()),
+        output.parent / SESSION_DOCS_NAME: render_session_rules_markdown(
+            load_protocols(), load_monitoring(), load_catalog().references
+        ),
+    }
     if check:
-        current = output.read_text(encoding="utf-8") if output.is_file() else None
-        if current != text:
+        stale = [
+            path
+            for path, text in documents.items()
+            if (path.read_text(encoding="utf-8") if path.is_file() else None) != text
+        ]
+        for path in stale:
             typer.echo(
-                f"{output} is out of date; run: ketacare knowledge docs --output {output}", err=True
+                f"{path} is out of date; run: ketacare knowledge docs --output {output}", err=True
             )
+        if stale:
             raise typer.Exit(EXIT_STALE)
-        typer.echo(f"{output} is up to date")
+        typer.echo(f"{', '.join(str(p) for p in documents)} up to date")
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
-    typer.echo(f"wrote {output}")
+    for path, text in documents.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {path}")

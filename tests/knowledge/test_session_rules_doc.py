@@ -1,0 +1,31 @@
+"""The session rules document is generated from the knowledge files and kept current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ketacare.knowledge.catalog import load_catalog
+from ketacare.knowledge.protocol_defs import load_monitoring, load_protocols
+from ketacare.reports.session_rules_doc import render_session_rules_markdown
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "session-rules.md"
+
+
+def render() -> str:
+    return render_session_rules_markdown(
+        load_protocols(), load_monitoring(), load_catalog().references
+    )
+
+
+def test_the_session_rules_document_is_current() -> None:
+    assert DOC.read_text(encoding="utf-8") == render(), "run: ketacare knowledge docs"
+
+
+def test_it_shows_every_gate_band_alert_and_cited_reference() -> None:
+    text = render()
+    assert "| refuse | SBP >= 180 or DBP >= 110 | none |" in text
+    assert "| hold | SBP >= 160 or DBP >= 100 | prescriber override with reason |" in text
+    for rule in load_monitoring().alerts:
+        assert f"`{rule.code}`" in text
+    assert "- `sanacora-2017`: " in text
+    assert "missing" not in text.split("## References", 1)[1]
