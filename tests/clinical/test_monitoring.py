@@ -393,3 +393,15 @@ def test_discharge_needs_a_clinic_protocol(protocol: str) -> None:
     with pytest.raises(VitalSignError) as info:
         discharge_check(READY, protocol)
     assert info.value.field == "protocol"
+
+
+def test_screening_and_pre_dose_blood_pressure_bands_agree() -> None:
+    """The same bands stand in eligibility.yaml and monitoring.yaml: they must not drift."""
+    from ketacare.clinical.eligibility import EligibilitySettings
+
+    screening = EligibilitySettings.defaults()
+    pre_dose = MonitoringSettings.defaults()
+    for band in ("caution", "hold", "refuse"):
+        for axis in ("systolic", "diastolic"):
+            name = f"bp_{band}_{axis}"
+            assert getattr(screening, name) == getattr(pre_dose, name), name

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from ketacare.clinical.instruments import AnswerError, Score, instrument, score
+from ketacare.clinical.monitoring import require_rising_bp_bands
 from ketacare.knowledge import knowledge_version
 from ketacare.knowledge.eligibility_defs import (
     Condition,
@@ -247,12 +248,7 @@ class EligibilitySettings(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
-        for axis in ("systolic", "diastolic"):
-            caution, hold, refuse = (
-                getattr(self, f"bp_{band}_{axis}") for band in ("caution", "hold", "refuse")
-            )
-            if not caution < hold < refuse:
-                raise ValueError(f"{axis} thresholds must rise: caution < hold < refuse")
+        require_rising_bp_bands(self)
         if not self.heart_rate_low < self.heart_rate_high:
             raise ValueError("heart_rate_low must be below heart_rate_high")
         return self

@@ -58,6 +58,17 @@ class VitalSignError(ValueError):
         self.message = message
 
 
+def require_rising_bp_bands(settings: object) -> None:
+    """Blood-pressure bands (bp_caution_*, bp_hold_*, bp_refuse_*) must rise on both axes;
+    shared by the screening and the pre-dose settings."""
+    for axis in ("systolic", "diastolic"):
+        caution, hold, refuse = (
+            getattr(settings, f"bp_{band}_{axis}") for band in ("caution", "hold", "refuse")
+        )
+        if not caution < hold < refuse:
+            raise ValueError(f"{axis} thresholds must rise: caution < hold < refuse")
+
+
 class MonitoringSettings(BaseModel):
     """The clinic's monitoring values; defaults and sources in monitoring.yaml."""
 
@@ -90,12 +101,7 @@ class MonitoringSettings(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
-        for axis in ("systolic", "diastolic"):
-            caution, hold, refuse = (
-                getattr(self, f"bp_{band}_{axis}") for band in ("caution", "hold", "refuse")
-            )
-            if not caution < hold < refuse:
-                raise ValueError(f"{axis} gate thresholds must rise: caution < hold < refuse")
+        require_rising_bp_bands(self)
         if not self.alert_spo2_critical_below < self.alert_spo2_warning_below:
             raise ValueError("the SpO2 critical threshold must be below the warning threshold")
         if not self.alert_heart_rate_below < self.alert_heart_rate_above:
