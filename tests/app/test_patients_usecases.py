@@ -8,14 +8,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from tests.conftest import ClinicWorld
 
 from ketacare.app import patients as uc
 from ketacare.app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ketacare.app.permissions import Actor, Role
-from ketacare.store.models import AuditEvent
+from ketacare.store.models import AuditEvent, Patient
 
 
 def new(mrn: str = "MRN-1", family: str = "Lefèvre", given: str = "Chloé") -> uc.PatientCreate:
@@ -161,11 +161,13 @@ def test_paging_visits_every_patient_once_in_name_order(
     db: Session, world_a: ClinicWorld, names: list[str], page_size: int
 ) -> None:
     nurse = Actor(clinic_id=world_a.clinic.id, role=Role.SYSTEM, label="t")
-    existing = {p.mrn for p in uc.list_patients(db, nurse, limit=100).items}
-    for name in names:
-        mrn = f"P{len(existing)}"
-        existing.add(mrn)
-        uc.create_patient(db, nurse, new(mrn=mrn, family=name, given="A"))
+    # Hypothesis reuses the database across examples: count what earlier examples left.
+    before = db.scalar(
+        select(func.count()).select_from(Patient).where(Patient.clinic_id == world_a.clinic.id)
+    )
+    assert before is not None
+    for i, name in enumerate(names):
+        uc.create_patient(db, nurse, new(mrn=f"P{before + i}", family=name, given="A"))
     seen: list[uc.PatientSummary] = []
     cursor = None
     while True:
@@ -174,7 +176,7 @@ def test_paging_visits_every_patient_once_in_name_order(
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
-    assert len({p.id for p in seen}) == len(seen) == len(existing)
+    assert len({p.id for p in seen}) == len(seen) == before + len(names)
 
 
 def test_a_garbled_cursor_is_invalid_input(db: Session, world_a: ClinicWorld) -> None:
