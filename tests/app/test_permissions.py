@@ -17,6 +17,7 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.TOKEN_MANAGE_OWN,
         P.INTERACTIONS_CHECK,
         P.SELF_REPORT_INVITE,
+        P.SETTINGS_MANAGE,
     },
     Role.PRESCRIBER: {
         P.PATIENT_READ,
@@ -32,6 +33,11 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.SELF_REPORT_INVITE,
         P.SESSION_WRITE,
         P.SESSION_OVERRIDE,
+        P.COURSE_WRITE,
+        P.DOSE_ORDER,
+        P.DOSE_VERIFY,
+        P.SESSION_SIGN,
+        P.THERAPY_WRITE,
     },
     Role.NURSE: {
         P.PATIENT_READ,
@@ -45,6 +51,9 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.CONSENT_WRITE,
         P.SELF_REPORT_INVITE,
         P.SESSION_WRITE,
+        P.COURSE_WRITE,
+        P.DOSE_VERIFY,
+        P.SESSION_SIGN,
     },
     Role.THERAPIST: {
         P.PATIENT_READ,
@@ -52,6 +61,7 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.INTERACTIONS_CHECK,
         P.ASSESSMENT_WRITE,
         P.SELF_REPORT_INVITE,
+        P.THERAPY_WRITE,
     },
     Role.RESEARCHER: {P.PATIENT_READ_DEIDENTIFIED, P.TOKEN_MANAGE_OWN, P.INTERACTIONS_CHECK},
     Role.SYSTEM: set(Permission),

@@ -38,6 +38,17 @@ class Permission(StrEnum):
     SESSION_WRITE = "session.write"
     # Proceeding past a blood-pressure hold is the prescriber's call.
     SESSION_OVERRIDE = "session.override"
+    # Planning a course and re-planning it after a missed session.
+    COURSE_WRITE = "course.write"
+    # Ordering a dose is the prescriber's; a second person (nurse or prescriber) verifies it.
+    DOSE_ORDER = "dose.order"
+    DOSE_VERIFY = "dose.verify"
+    # Signing a session off seals it; later changes are amendments.
+    SESSION_SIGN = "session.sign"
+    # Psychotherapy (CBT) sessions and their notes.
+    THERAPY_WRITE = "therapy.write"
+    # Calendar and overrides of the cited clinical defaults.
+    SETTINGS_MANAGE = "settings.manage"
     # Screening a typed-in list touches no patient data.
     INTERACTIONS_CHECK = "interactions.check"
 
@@ -56,6 +67,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.TOKEN_MANAGE_OWN,
             P.INTERACTIONS_CHECK,
             P.SELF_REPORT_INVITE,
+            P.SETTINGS_MANAGE,
         }
     ),
     Role.PRESCRIBER: frozenset(
@@ -73,6 +85,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.SELF_REPORT_INVITE,
             P.SESSION_WRITE,
             P.SESSION_OVERRIDE,
+            P.COURSE_WRITE,
+            P.DOSE_ORDER,
+            P.DOSE_VERIFY,
+            P.SESSION_SIGN,
+            P.THERAPY_WRITE,
         }
     ),
     Role.NURSE: frozenset(
@@ -88,9 +105,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.CONSENT_WRITE,
             P.SELF_REPORT_INVITE,
             P.SESSION_WRITE,
+            P.COURSE_WRITE,
+            P.DOSE_VERIFY,
+            P.SESSION_SIGN,
         }
     ),
-    # Therapists administer rating scales and send questionnaires.
+    # Therapists hold the CBT sessions, administer rating scales and send questionnaires.
     Role.THERAPIST: frozenset(
         {
             P.PATIENT_READ,
@@ -98,6 +118,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.INTERACTIONS_CHECK,
             P.ASSESSMENT_WRITE,
             P.SELF_REPORT_INVITE,
+            P.THERAPY_WRITE,
         }
     ),
     # Researchers never see identifying data.

@@ -46,6 +46,10 @@ class Clinic(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # The clinic's overrides of the cited defaults (calendar, dosing, monitoring); validated by
+    # app.clinic_settings. Every decision stores the values it used.
+    settings: Mapped[dict[str, Any] | None]
+    settings_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -269,6 +273,8 @@ class Assessment(Base):
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     result: Mapped[dict[str, Any]]
     knowledge_version: Mapped[str] = mapped_column(String(32))
+    # Set when the scale was rated during a dosing session (CADSS, MOAA/S).
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("treatment_sessions.id"), index=True)
 
 
 class FlagAcknowledgement(Base):
@@ -341,28 +347,194 @@ class SelfReportLink(Base):
     used_at: Mapped[datetime | None]
 
 
-class TreatmentSession(Base):
-    """One monitored dosing session (infusion, injection or nasal dose) of a patient."""
+class TreatmentCourse(Base):
+    """A planned series of dosing sessions with CBT after each, as the planner laid it out. The
+    plan's revision rises with every re-planning; the sessions themselves are rows of their own."""
 
-    __tablename__ = "treatment_sessions"
+    __tablename__ = "treatment_courses"
     __table_args__ = (
-        Index("ix_treatment_sessions_patient_at", "patient_id", "scheduled_at"),
-        Index("ix_treatment_sessions_clinic_status_at", "clinic_id", "status", "scheduled_at"),
+        Index("ix_treatment_courses_patient_at", "patient_id", "created_at"),
+        Index("ix_treatment_courses_clinic_status", "clinic_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
     protocol_id: Mapped[str] = mapped_column(String(40))
+    start_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active|completed|stopped
+    # CoursePlan.to_json_dict(): sessions, warnings, missed history, rules and calendar.
+    plan: Mapped[dict[str, Any]]
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class TreatmentSession(Base):
+    """One monitored dosing session (infusion, injection or nasal dose) of a patient. Once
+    signed, the database refuses to change it or anything recorded in it."""
+
+    __tablename__ = "treatment_sessions"
+    __table_args__ = (
+        Index("ix_treatment_sessions_patient_at", "patient_id", "scheduled_at"),
+        Index("ix_treatment_sessions_clinic_status_at", "clinic_id", "status", "scheduled_at"),
+        Index("ix_treatment_sessions_course", "course_id", "plan_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    course_id: Mapped[int | None] = mapped_column(ForeignKey("treatment_courses.id"))
+    # The planner's key ("infusion-3") and the infusion's number within the course.
+    plan_key: Mapped[str | None] = mapped_column(String(30))
+    number: Mapped[int | None] = mapped_column(Integer)
+    protocol_id: Mapped[str] = mapped_column(String(40))
     scheduled_at: Mapped[datetime]
+    # scheduled | in_progress | paused | completed | stopped | missed | cancelled
     status: Mapped[str] = mapped_column(String(20), default="scheduled")
     # Pre-dose readings: the baseline every rise alert is measured against.
     baseline: Mapped[dict[str, Any] | None]
     # The blood-pressure gate as decided on the baseline (band, reasons, settings, version).
     gate: Mapped[dict[str, Any] | None]
     gate_override_reason: Mapped[str | None] = mapped_column(Text)
+    # Fasting, escort, pregnancy, interaction re-screen: answers and the decision on them.
+    prechecks: Mapped[dict[str, Any] | None]
     started_at: Mapped[datetime | None]
+    dose_started_at: Mapped[datetime | None]
+    dose_ended_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(Text)
+    # The discharge checklist as evaluated at sign-off (inputs, criteria, settings, version).
+    discharge: Mapped[dict[str, Any] | None]
+    signed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    signed_at: Mapped[datetime | None]
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class DoseOrder(Base):
+    """A dose order as calculated (or refused) for a session: inputs, the calculation with
+    every step, warnings, refusals, settings and knowledge version. Append-only; a changed
+    order is a new row, and a second person's check is a row of its own."""
+
+    __tablename__ = "dose_orders"
+    __table_args__ = (Index("ix_dose_orders_session_at", "session_id", "ordered_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("treatment_sessions.id"))
+    status: Mapped[str] = mapped_column(String(20))  # ordered | refused
+    dose_mg: Mapped[float | None] = mapped_column(Float)
+    mg_per_kg: Mapped[float | None] = mapped_column(Float)
+    inputs: Mapped[dict[str, Any]]
+    output: Mapped[dict[str, Any]]
+    knowledge_version: Mapped[str] = mapped_column(String(32))
+    ordered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    ordered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DoseVerification(Base):
+    """A second person checked an order's numbers against the pump and the syringe or bag."""
+
+    __tablename__ = "dose_verifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("dose_orders.id"), unique=True)
+    verified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    verified_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SessionEvent(Base):
+    """What happened in a session, in order: dose started or ended, paused, resumed, stopped
+    early, alert acknowledged. Append-only."""
+
+    __tablename__ = "session_events"
+    __table_args__ = (Index("ix_session_events_session_at", "session_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("treatment_sessions.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(30))
+    text: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None]
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class AdverseEvent(Base):
+    """An adverse event during or after a session, coded from knowledge/adverse_events.yaml."""
+
+    __tablename__ = "adverse_events"
+    __table_args__ = (
+        Index("ix_adverse_events_session_at", "session_id", "onset_at"),
+        Index("ix_adverse_events_clinic_at", "clinic_id", "onset_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    session_id: Mapped[int] = mapped_column(ForeignKey("treatment_sessions.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    code: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(20))  # mild | moderate | severe
+    serious: Mapped[bool] = mapped_column(Boolean, default=False)
+    onset_at: Mapped[datetime]
+    action: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(20))  # resolved | ongoing | unknown
+    note: Mapped[str | None] = mapped_column(Text)
+    knowledge_version: Mapped[str] = mapped_column(String(32))
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SessionAmendment(Base):
+    """A correction or addition to a signed session; the signed record itself never changes."""
+
+    __tablename__ = "session_amendments"
+    __table_args__ = (Index("ix_session_amendments_session_at", "session_id", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("treatment_sessions.id"))
+    text: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TherapySession(Base):
+    """A psychotherapy (CBT) session, usually in the window after an infusion, with the
+    therapist's short structured note. Signed notes are immutable; corrections are new rows
+    that point at the note they amend."""
+
+    __tablename__ = "therapy_sessions"
+    __table_args__ = (
+        Index("ix_therapy_sessions_patient_at", "patient_id", "scheduled_at"),
+        Index("ix_therapy_sessions_clinic_status_at", "clinic_id", "status", "scheduled_at"),
+        Index("ix_therapy_sessions_course", "course_id", "plan_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    course_id: Mapped[int | None] = mapped_column(ForeignKey("treatment_courses.id"))
+    plan_key: Mapped[str | None] = mapped_column(String(30))
+    # The dosing session this one follows (the CBT window is counted from its end).
+    follows_session_id: Mapped[int | None] = mapped_column(ForeignKey("treatment_sessions.id"))
+    scheduled_at: Mapped[datetime]
+    minutes: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    note: Mapped[dict[str, Any] | None]
+    therapist_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    signed_at: Mapped[datetime | None]
+    amends_id: Mapped[int | None] = mapped_column(ForeignKey("therapy_sessions.id"))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -1,0 +1,194 @@
+"""A clinic's settings: its opening calendar and its overrides of the cited defaults (dosing per
+protocol, monitoring thresholds). Decisions use the effective values and store them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ketacare.app.audit import audited
+from ketacare.app.errors import Conflict, InvalidInput, NotFound
+from ketacare.app.permissions import Actor, Permission, require
+from ketacare.clinical.course import ClinicCalendar
+from ketacare.clinical.dosing import DosingSettings
+from ketacare.clinical.monitoring import MonitoringSettings
+from ketacare.store.models import Clinic
+
+
+class CalendarSettings(BaseModel):
+    """When the clinic doses and sees patients. ``days``: 0 = Monday ... 6 = Sunday."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1, max_length=7)
+    opens: time = time(8, 0)
+    closes: time = time(17, 0)
+    closed_dates: list[date] = Field(default_factory=list, max_length=400)
+
+    @field_validator("days")
+    @classmethod
+    def _weekdays(cls, days: list[int]) -> list[int]:
+        if any(d not in range(7) for d in days):
+            raise ValueError("weekdays are 0 (Monday) to 6 (Sunday)")
+        return sorted(set(days))
+
+    @field_validator("closes")
+    @classmethod
+    def _after_opening(cls, closes: time, info: Any) -> time:
+        opens = info.data.get("opens")
+        if opens is not None and closes <= opens:
+            raise ValueError("closing time must be after opening time")
+        return closes
+
+
+class ClinicSettingsIn(BaseModel):
+    """What an administrator may set. Empty overrides mean the cited defaults apply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    monitoring: dict[str, int] = Field(
+        default_factory=dict, description="Overrides of monitoring settings, by name"
+    )
+    dosing: dict[str, dict[str, float | int | str]] = Field(
+        default_factory=dict, description="Per protocol id: overrides of its dosing settings"
+    )
+    require_second_check: bool = Field(
+        False, description="A second person must verify every dose order before dosing starts"
+    )
+    change_note: str | None = Field(
+        None, max_length=2000, description="Why the values changed, with the source"
+    )
+
+
+class ClinicSettingsOut(ClinicSettingsIn):
+    version: int
+    effective_monitoring: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EffectiveSettings:
+    """The values in force for one clinic; what every decision is made with."""
+
+    calendar: CalendarSettings
+    timezone: str
+    monitoring: MonitoringSettings
+    dosing_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    require_second_check: bool = False
+    version: int = 1
+
+    def dosing(self, protocol_id: str) -> DosingSettings:
+        defaults = DosingSettings.defaults(protocol_id)
+        overrides = self.dosing_overrides.get(protocol_id)
+        if not overrides:
+            return defaults
+        return DosingSettings.model_validate({**defaults.as_dict(), **overrides})
+
+    def clinic_calendar(self) -> ClinicCalendar:
+        return ClinicCalendar(
+            days=frozenset(self.calendar.days),
+            opens=self.calendar.opens,
+            closes=self.calendar.closes,
+            closed_dates=frozenset(self.calendar.closed_dates),
+            tz=self.timezone,
+        )
+
+
+def _effective(clinic: Clinic, raw: dict[str, Any] | None) -> EffectiveSettings:
+    data = ClinicSettingsIn.model_validate(raw or {})
+    monitoring = MonitoringSettings.defaults()
+    if data.monitoring:
+        monitoring = MonitoringSettings.model_validate(
+            {**monitoring.template_values(), **data.monitoring}
+        )
+    return EffectiveSettings(
+        calendar=data.calendar,
+        timezone=clinic.timezone,
+        monitoring=monitoring,
+        dosing_overrides=dict(data.dosing),
+        require_second_check=data.require_second_check,
+        version=clinic.settings_version,
+    )
+
+
+def effective_settings(db: Session, clinic_id: int) -> EffectiveSettings:
+    clinic = db.get(Clinic, clinic_id)
+    if clinic is None:
+        raise NotFound(f"No clinic {clinic_id}.")
+    return _effective(clinic, clinic.settings)
+
+
+def _field_of(exc: ValidationError, prefix: str) -> str:
+    loc = exc.errors()[0].get("loc", ())
+    return ".".join([prefix, *map(str, loc)]) if loc else prefix
+
+
+def _validate(data: ClinicSettingsIn) -> None:
+    """Every override must name a real setting and keep the settings consistent."""
+    try:
+        MonitoringSettings.model_validate(
+            {**MonitoringSettings.defaults().template_values(), **data.monitoring}
+        )
+    except ValidationError as exc:
+        raise InvalidInput(
+            _field_of(exc, "monitoring"), exc.errors()[0]["msg"].removeprefix("Value error, ")
+        ) from None
+    for protocol_id, overrides in data.dosing.items():
+        try:
+            defaults = DosingSettings.defaults(protocol_id)
+        except Exception:
+            raise InvalidInput(
+                f"dosing.{protocol_id}", f"{protocol_id!r} is not a weight-based protocol."
+            ) from None
+        if "protocol" in overrides:
+            raise InvalidInput(f"dosing.{protocol_id}.protocol", "The protocol is not a setting.")
+        try:
+            DosingSettings.model_validate({**defaults.as_dict(), **overrides})
+        except ValidationError as exc:
+            raise InvalidInput(
+                _field_of(exc, f"dosing.{protocol_id}"),
+                exc.errors()[0]["msg"].removeprefix("Value error, "),
+            ) from None
+
+
+def get_clinic_settings(db: Session, actor: Actor) -> ClinicSettingsOut:
+    with audited(db, actor, "settings.view"):
+        require(actor, Permission.PATIENT_READ)
+        clinic = db.get(Clinic, actor.clinic_id)
+        assert clinic is not None
+        data = ClinicSettingsIn.model_validate(clinic.settings or {})
+        effective = _effective(clinic, clinic.settings)
+        return ClinicSettingsOut(
+            **data.model_dump(),
+            version=clinic.settings_version,
+            effective_monitoring=effective.monitoring.template_values(),
+        )
+
+
+def update_clinic_settings(
+    db: Session, actor: Actor, data: ClinicSettingsIn, version: int
+) -> ClinicSettingsOut:
+    """Replace the clinic's settings; ``version`` must be the one read (no lost update)."""
+    with audited(db, actor, "settings.update") as note:
+        require(actor, Permission.SETTINGS_MANAGE)
+        clinic = db.scalar(select(Clinic).where(Clinic.id == actor.clinic_id))
+        assert clinic is not None
+        if clinic.settings_version != version:
+            raise Conflict("The clinic's settings changed since you opened them: reload them.")
+        _validate(data)
+        before = clinic.settings
+        clinic.settings = data.model_dump(mode="json", exclude={"change_note"})
+        clinic.settings_version = version + 1
+        db.flush()
+        note.detail = {
+            "before": before,
+            "after": clinic.settings,
+            "version": clinic.settings_version,
+            "note": data.change_note,
+        }
+    return get_clinic_settings(db, actor)
