@@ -12,21 +12,45 @@ from tests.conftest import ClinicWorld
 from ketacare.app import sessions as uc
 from ketacare.app.errors import Forbidden, InvalidInput, NotFound
 from ketacare.app.permissions import Role
-from ketacare.store.models import VitalSample
+from ketacare.store.models import MedicationEntry, VitalSample
 
 NOW = datetime.now(UTC)
 
 
+# Answers that pass every pre-dose check but the blood pressure.
+PASSING = {"fasting": "yes", "escort": "yes", "pregnancy": "not_pregnant"}
+
+
 def scheduled(db: Session, world: ClinicWorld) -> int:
+    patient = world.patients[0]
+    if not patient_medicines(db, patient.id):
+        # A medicine with no known interaction: the re-screen proceeds.
+        db.add(
+            MedicationEntry(
+                clinic_id=patient.clinic_id, patient_id=patient.id, name_entered="ibuprofen 400 mg"
+            )
+        )
+        db.commit()
     return uc.create_session(
-        db, world.actor(Role.NURSE), world.patients[0].id, uc.SessionCreate(scheduled_at=NOW)
+        db, world.actor(Role.NURSE), patient.id, uc.SessionCreate(scheduled_at=NOW)
     ).id
+
+
+def patient_medicines(db: Session, patient_id: int) -> list[str]:
+    return list(
+        db.scalars(
+            select(MedicationEntry.name_entered).where(MedicationEntry.patient_id == patient_id)
+        )
+    )
 
 
 def started(db: Session, world: ClinicWorld, systolic: float = 124, diastolic: float = 78) -> int:
     sid = scheduled(db, world)
     uc.start_session(
-        db, world.actor(Role.NURSE), sid, uc.PreCheck(systolic=systolic, diastolic=diastolic)
+        db,
+        world.actor(Role.NURSE),
+        sid,
+        uc.PreCheck(systolic=systolic, diastolic=diastolic, **PASSING),  # type: ignore[arg-type]
     )
     return sid
 
@@ -60,7 +84,7 @@ def test_the_blood_pressure_gate_decides_who_may_start(
     outcome: object,
 ) -> None:
     sid = scheduled(db, world_a)
-    check = uc.PreCheck(systolic=systolic, diastolic=diastolic, **extra)  # type: ignore[arg-type]
+    check = uc.PreCheck(systolic=systolic, diastolic=diastolic, **PASSING, **extra)  # type: ignore[arg-type]
     if outcome is Forbidden:
         with pytest.raises(Forbidden):
             uc.start_session(db, world_a.actor(role), sid, check)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ketacare.knowledge.catalog import load_catalog
 from ketacare.knowledge.protocol_defs import load_monitoring, load_protocols
+from ketacare.knowledge.session_defs import load_session_checks
 from ketacare.reports.session_rules_doc import render_session_rules_markdown
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "session-rules.md"
@@ -13,7 +14,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "session-rules.md"
 
 def render() -> str:
     return render_session_rules_markdown(
-        load_protocols(), load_monitoring(), load_catalog().references
+        load_protocols(), load_monitoring(), load_catalog().references, load_session_checks()
     )
 
 
@@ -29,3 +30,13 @@ def test_it_shows_every_gate_band_alert_and_cited_reference() -> None:
         assert f"`{rule.code}`" in text
     assert "- `sanacora-2017`: " in text
     assert "missing" not in text.split("## References", 1)[1]
+
+
+def test_it_lists_the_pre_dose_checks_and_adverse_events() -> None:
+    text = render()
+    assert "| Escort home arranged | no | hold |" in text
+    assert "| Pregnancy status | unknown | hold |" in text
+    assert "highest severity contraindicated | hold" in text
+    for event in load_session_checks().adverse_events:
+        assert f"| `{event.code}` |" in text
+    assert "- `ich-e2a`: " in text

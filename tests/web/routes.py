@@ -5,16 +5,32 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ketacare.app import courses as course_uc
 from ketacare.app.assessments import _store
 from ketacare.app.intake import _evaluate, consent_text
-from ketacare.app.permissions import Permission
+from ketacare.app.permissions import Actor, Permission, Role
 from ketacare.app.users import actor_for, create_api_token
-from ketacare.store.models import MedicationEntry, Patient, TreatmentSession, User
+from ketacare.store.models import (
+    Assessment,
+    Clinic,
+    ConsentRecord,
+    DoseOrder,
+    EligibilityReview,
+    MedicationEntry,
+    Patient,
+    SessionAlert,
+    TherapySession,
+    TreatmentCourse,
+    TreatmentSession,
+    User,
+    VitalSample,
+)
 from ketacare.store.types import utcnow
 
 P = Permission
@@ -104,8 +120,227 @@ def _session(status: str) -> Callable[[Session, Target], dict[str, Any]]:
     return make
 
 
+def _session_row(db: Session, t: Target, status: str = "in_progress", **values: Any) -> int:
+    patient = db.get(Patient, t.patient_id)
+    assert patient is not None
+    row = TreatmentSession(
+        clinic_id=patient.clinic_id,
+        patient_id=patient.id,
+        protocol_id="iv-ketamine",
+        scheduled_at=utcnow() - timedelta(hours=4),
+        status=status,
+        baseline={"systolic": 120, "diastolic": 80, "heart_rate": 70},
+        started_at=utcnow() - timedelta(hours=3),
+        **values,
+    )
+    db.add(row)
+    db.flush()
+    return row.id
+
+
+def _order_row(db: Session, session_id: int, clinic_id: int) -> int:
+    order = DoseOrder(
+        clinic_id=clinic_id,
+        session_id=session_id,
+        status="ordered",
+        dose_mg=35.0,
+        mg_per_kg=0.5,
+        inputs={},
+        output={},
+        knowledge_version="test",
+        ordered_by=None,
+    )
+    db.add(order)
+    db.flush()
+    return order.id
+
+
+def _with_order(db: Session, t: Target) -> dict[str, Any]:
+    sid = _session_row(db, t)
+    session = db.get(TreatmentSession, sid)
+    assert session is not None
+    order_id = _order_row(db, sid, session.clinic_id)
+    db.commit()
+    return {"session_id": sid, "order_id": order_id}
+
+
+def _dosing(db: Session, t: Target) -> dict[str, Any]:
+    sid = _session_row(db, t, dose_started_at=utcnow() - timedelta(hours=3))
+    db.commit()
+    return {"session_id": sid}
+
+
+def _ready_to_sign(db: Session, t: Target) -> dict[str, Any]:
+    """Dosing ended two hours ago, readings back to baseline, awake, not dissociated."""
+    now = utcnow()
+    sid = _session_row(
+        db, t, dose_started_at=now - timedelta(hours=3), dose_ended_at=now - timedelta(hours=2)
+    )
+    session = db.get(TreatmentSession, sid)
+    patient = db.get(Patient, t.patient_id)
+    assert session is not None and patient is not None
+    db.add(
+        VitalSample(
+            clinic_id=session.clinic_id,
+            session_id=sid,
+            measured_at=now - timedelta(minutes=30),
+            systolic=122,
+            diastolic=79,
+            heart_rate=72,
+            spo2=98,
+            respiratory_rate=14,
+            source="manual",
+        )
+    )
+    for instrument, answers in (("moaas", [5]), ("cadss", [0] * 23)):
+        _store(db, patient, instrument, answers, source="staff", at=now, recorded_by=None)
+        db.flush()
+    db.execute(update(Assessment).where(Assessment.patient_id == patient.id).values(session_id=sid))
+    db.commit()
+    return {"session_id": sid}
+
+
+def _sign_request(db: Session, t: Target) -> dict[str, Any]:
+    version = db.scalar(
+        select(TreatmentSession.version)
+        .where(TreatmentSession.patient_id == t.patient_id)
+        .order_by(TreatmentSession.id.desc())
+        .limit(1)
+    )
+    form = dict.fromkeys(("on_room_air", "oriented", "ambulating", "escort_confirmed"), True)
+    return {**form, "driving_counselling_documented": True, "version": version or 1}
+
+
+def _signed(db: Session, t: Target) -> dict[str, Any]:
+    sid = _session_row(db, t, status="completed", signed_at=utcnow())
+    db.commit()
+    return {"session_id": sid}
+
+
+def _with_alert(db: Session, t: Target) -> dict[str, Any]:
+    sid = _session_row(db, t)
+    session = db.get(TreatmentSession, sid)
+    assert session is not None
+    vital = VitalSample(
+        clinic_id=session.clinic_id,
+        session_id=sid,
+        measured_at=utcnow(),
+        systolic=190,
+        diastolic=95,
+        source="manual",
+    )
+    db.add(vital)
+    db.flush()
+    alert = SessionAlert(
+        clinic_id=session.clinic_id,
+        session_id=sid,
+        vital_sample_id=vital.id,
+        code="sbp_high",
+        severity="critical",
+        field="systolic",
+        value=190,
+        threshold=180,
+        text="Systolic 190",
+        sources=["ketacare-clinic-convention"],
+        knowledge_version="test",
+    )
+    db.add(alert)
+    db.commit()
+    return {"session_id": sid, "alert_id": alert.id}
+
+
+def _eligible(db: Session, t: Target) -> Patient:
+    """A signed eligible review and consent given: what planning a course needs."""
+    patient = db.get(Patient, t.patient_id)
+    assert patient is not None
+    db.add(
+        EligibilityReview(
+            clinic_id=patient.clinic_id,
+            patient_id=patient.id,
+            computed_decision="eligible",
+            final_decision="eligible",
+            inputs={},
+            output={},
+            knowledge_version="test",
+        )
+    )
+    db.add(
+        ConsentRecord(
+            clinic_id=patient.clinic_id,
+            patient_id=patient.id,
+            consent_version=consent_text()["version"],
+            status="given",
+        )
+    )
+    db.commit()
+    return patient
+
+
+def _course_start() -> date:
+    return utcnow().date() + timedelta(days=7)  # a course is never planned in the past
+
+
+def _course_body(db: Session, t: Target) -> dict[str, Any]:
+    _eligible(db, t)
+    return {"start_date": _course_start().isoformat(), "infusions": 6}
+
+
+def _course(db: Session, t: Target) -> dict[str, Any]:
+    patient = _eligible(db, t)
+    planner = Actor(patient.clinic_id, Role.SYSTEM, "route test")
+    data = course_uc.CourseCreate(start_date=_course_start())
+    return {"course_id": course_uc.plan_course(db, planner, patient.id, data).id}
+
+
+def _course_version(db: Session, t: Target) -> int:
+    return (
+        db.scalar(
+            select(TreatmentCourse.version)
+            .where(TreatmentCourse.patient_id == t.patient_id)
+            .order_by(TreatmentCourse.id.desc())
+            .limit(1)
+        )
+        or 1
+    )
+
+
+def _settings_body(db: Session, t: Target) -> dict[str, Any]:
+    version = db.scalar(select(Clinic.settings_version).where(Clinic.id == t.caller.clinic_id))
+    calendar = {"days": [0, 1, 2, 3], "opens": "08:30", "closes": "16:30"}
+    return {"calendar": {**calendar, "closed_dates": ["2026-12-25"]}, "version": version or 1}
+
+
 def _own_token(db: Session, t: Target) -> dict[str, Any]:
     return {"token_id": create_api_token(db, actor_for(t.caller), "to revoke").id}
+
+
+THERAPY_NOTE: dict[str, Any] = {
+    "attendance": "attended",
+    "minutes": 50,
+    "risk_check": {"asked": True, "result": "none"},
+}
+
+
+def _therapy(state: str) -> Callable[[Session, Target], dict[str, Any]]:
+    """A therapy session of the target patient: scheduled, with a complete draft, or signed."""
+
+    def make(db: Session, t: Target) -> dict[str, Any]:
+        patient = db.get(Patient, t.patient_id)
+        assert patient is not None
+        row = TherapySession(
+            clinic_id=patient.clinic_id,
+            patient_id=patient.id,
+            scheduled_at=utcnow(),
+            minutes=50,
+            status="completed" if state == "signed" else "scheduled",
+            note=None if state == "scheduled" else THERAPY_NOTE,
+            signed_at=utcnow() if state == "signed" else None,
+        )
+        db.add(row)
+        db.commit()
+        return {"therapy_id": row.id}
+
+    return make
 
 
 @dataclass(frozen=True)
@@ -175,13 +410,116 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
     ),
     ("POST", "/api/v1/sessions/{session_id}/start"): RouteCase(
         P.SESSION_WRITE,
-        lambda _d, _t: {"systolic": 122, "diastolic": 78},
+        lambda _d, _t: {
+            "systolic": 122,
+            "diastolic": 78,
+            "fasting": "yes",
+            "escort": "yes",
+            "pregnancy": "not_pregnant",
+            "acknowledge_caution": True,
+        },
         ids=_session("scheduled"),
+    ),
+    ("GET", "/api/v1/patients/{patient_id}/sessions"): RouteCase(P.PATIENT_READ),
+    ("POST", "/api/v1/sessions/{session_id}/pause"): RouteCase(
+        P.SESSION_WRITE, lambda _d, _t: {"reason": "BP settling"}, ids=_session("in_progress")
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/resume"): RouteCase(
+        P.SESSION_WRITE, lambda _d, _t: {}, ids=_session("paused")
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/stop"): RouteCase(
+        P.SESSION_WRITE, lambda _d, _t: {"reason": "Patient asked"}, ids=_session("in_progress")
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/orders"): RouteCase(
+        P.DOSE_ORDER,
+        lambda _d, _t: {"mg_per_kg": 0.5, "minutes": 40, "bag_volume_ml": 100},
+        201,
+        ids=_session("in_progress"),
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/orders/{order_id}/verification"): RouteCase(
+        P.DOSE_VERIFY, ok=201, ids=_with_order
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/dose/start"): RouteCase(
+        P.SESSION_WRITE, ids=_with_order
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/dose/end"): RouteCase(P.SESSION_WRITE, ids=_dosing),
+    ("POST", "/api/v1/sessions/{session_id}/scores"): RouteCase(
+        P.SESSION_WRITE,
+        lambda _d, _t: {"instrument": "moaas", "answers": [5]},
+        201,
+        ids=_session("in_progress"),
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/adverse-events"): RouteCase(
+        P.SESSION_WRITE,
+        lambda _d, _t: {"code": "nausea", "severity": "mild"},
+        201,
+        ids=_session("in_progress"),
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/alerts/{alert_id}/acknowledgement"): RouteCase(
+        P.SESSION_WRITE, lambda _d, _t: {"action": "Rechecked, paused"}, ids=_with_alert
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/discharge-check"): RouteCase(
+        P.PATIENT_READ, lambda _d, _t: {}, ids=_dosing
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/sign"): RouteCase(
+        P.SESSION_SIGN, _sign_request, ids=_ready_to_sign
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/amendments"): RouteCase(
+        P.SESSION_WRITE, lambda _d, _t: {"text": "Late entry: patient had tea"}, 201, ids=_signed
+    ),
+    ("GET", "/api/v1/sessions/{session_id}/record"): RouteCase(
+        P.PATIENT_READ, ids=_session("in_progress")
     ),
     ("POST", "/api/v1/sessions/{session_id}/vitals"): RouteCase(
         P.SESSION_WRITE,
         lambda _d, _t: {"samples": [{"measured_at": "2026-01-01T10:00:00Z", "heart_rate": 80}]},
         ids=_session("in_progress"),
+    ),
+    ("POST", "/api/v1/patients/{patient_id}/courses"): RouteCase(P.COURSE_WRITE, _course_body, 201),
+    ("GET", "/api/v1/patients/{patient_id}/courses"): RouteCase(P.PATIENT_READ),
+    ("GET", "/api/v1/courses/{course_id}"): RouteCase(P.PATIENT_READ, ids=_course),
+    ("POST", "/api/v1/courses/{course_id}/replan"): RouteCase(
+        P.COURSE_WRITE,
+        lambda d, t: {
+            "version": _course_version(d, t),
+            "missed": ["infusion-1"],
+            "reason": "Patient unwell, rang to cancel.",
+            "from_date": (_course_start() + timedelta(days=1)).isoformat(),
+        },
+        ids=_course,
+    ),
+    ("POST", "/api/v1/courses/{course_id}/stop"): RouteCase(
+        P.COURSE_WRITE,
+        lambda d, t: {"version": _course_version(d, t), "reason": "Patient moved away."},
+        ids=_course,
+    ),
+    ("GET", "/api/v1/courses/{course_id}/calendar.ics"): RouteCase(P.PATIENT_READ, ids=_course),
+    ("GET", "/api/v1/clinic/settings"): RouteCase(P.PATIENT_READ),
+    ("PUT", "/api/v1/clinic/settings"): RouteCase(P.SETTINGS_MANAGE, _settings_body),
+    ("POST", "/api/v1/patients/{patient_id}/therapy-sessions"): RouteCase(
+        P.THERAPY_WRITE, lambda _d, _t: {"scheduled_at": "2026-12-01T15:00:00Z"}, 201
+    ),
+    ("GET", "/api/v1/patients/{patient_id}/therapy-sessions"): RouteCase(P.PATIENT_READ),
+    ("GET", "/api/v1/therapy-sessions"): RouteCase(P.PATIENT_READ),
+    ("GET", "/api/v1/therapy-sessions/{therapy_id}"): RouteCase(
+        P.PATIENT_READ, ids=_therapy("scheduled")
+    ),
+    ("PUT", "/api/v1/therapy-sessions/{therapy_id}/note"): RouteCase(
+        P.THERAPY_WRITE, lambda _d, _t: {**THERAPY_NOTE, "version": 1}, ids=_therapy("scheduled")
+    ),
+    ("POST", "/api/v1/therapy-sessions/{therapy_id}/sign"): RouteCase(
+        P.THERAPY_WRITE, lambda _d, _t: {"version": 1}, ids=_therapy("draft")
+    ),
+    ("POST", "/api/v1/therapy-sessions/{therapy_id}/amendments"): RouteCase(
+        P.THERAPY_WRITE,
+        lambda _d, _t: {**THERAPY_NOTE, "reason": "Minutes corrected."},
+        201,
+        ids=_therapy("signed"),
+    ),
+    ("POST", "/api/v1/therapy-sessions/{therapy_id}/cancel"): RouteCase(
+        P.THERAPY_WRITE,
+        lambda _d, _t: {"status": "cancelled", "reason": "Patient unwell.", "version": 1},
+        ids=_therapy("scheduled"),
     ),
     ("GET", "/api/v1/audit"): RouteCase(P.AUDIT_READ),
     ("GET", "/api/v1/research/patients"): RouteCase(P.PATIENT_READ_DEIDENTIFIED),

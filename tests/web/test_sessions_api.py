@@ -21,10 +21,16 @@ def test_a_device_batch_with_one_impossible_value_stores_the_rest(
     )
     assert created.status_code == 201
     sid = created.json()["id"]
-    start = client.post(
-        f"/api/v1/sessions/{sid}/start", json={"systolic": 118, "diastolic": 76}, headers=headers
-    )
+    checks = {"systolic": 118, "diastolic": 76, "fasting": "yes", "escort": "yes"}
+    # No pregnancy status and no medicine recorded: neither is treated as safe.
+    held = client.post(f"/api/v1/sessions/{sid}/start", json=checks, headers=headers)
+    assert held.status_code == 403
+    assert "Not answered: Could the patient be pregnant?" in held.json()["detail"]
+    assert "Only a prescriber can override" in held.json()["detail"]
+    checks |= {"pregnancy": "not_pregnant", "acknowledge_caution": True}
+    start = client.post(f"/api/v1/sessions/{sid}/start", json=checks, headers=headers)
     assert start.json()["gate"]["band"] == "proceed"
+    assert start.json()["prechecks"]["overall"] == "caution"
     batch = {
         "samples": [
             {

@@ -18,7 +18,7 @@ from ketacare.app.patients import MedicationStatus, _scoped_patient
 from ketacare.app.permissions import Actor, Permission, require
 from ketacare.clinical.interactions import screen
 from ketacare.knowledge import knowledge_version
-from ketacare.store.models import InteractionScreen, MedicationEntry
+from ketacare.store.models import InteractionScreen, MedicationEntry, Patient
 from ketacare.store.types import utcnow
 
 Agent = Literal["ketamine", "esketamine"]
@@ -52,6 +52,10 @@ class ScreenOut(BaseModel):
     unrecognized: list[dict[str, Any]]
     screen_id: int | None = None
     screened_at: datetime | None = None
+
+    @property
+    def highest(self) -> str | None:
+        return highest_severity({"findings": self.findings})
 
 
 def _validated_names(names: list[str]) -> list[str]:
@@ -94,48 +98,61 @@ def screen_patient(
     with audited(db, actor, "interaction.screen", patient_id=patient_id) as note:
         require(actor, Permission.PATIENT_READ)
         patient = _scoped_patient(db, actor, patient_id)
-        names = list(
-            db.scalars(
-                select(MedicationEntry.name_entered)
-                .where(
-                    MedicationEntry.patient_id == patient.id,
-                    MedicationEntry.status.in_(CURRENT),
-                )
-                .order_by(MedicationEntry.id)
+        out, reused, _names = screen_current(db, actor, patient, agent=agent, route=route)
+        note.detail = {"screen_id": out.screen_id}
+        note.detail.update({"reused": True} if reused else {"highest_severity": out.highest})
+        return out
+
+
+def screen_current(
+    db: Session,
+    actor: Actor,
+    patient: Patient,
+    *,
+    agent: Agent = "ketamine",
+    route: Route | None = None,
+) -> tuple[ScreenOut, bool, list[str]]:
+    """The screen of the patient's current list inside the caller's transaction, whether a
+    stored screen of the same list and knowledge version was reused, and the names screened."""
+    names = list(
+        db.scalars(
+            select(MedicationEntry.name_entered)
+            .where(
+                MedicationEntry.patient_id == patient.id,
+                MedicationEntry.status.in_(CURRENT),
             )
+            .order_by(MedicationEntry.id)
         )
-        route = route or default_route(agent)  # type: ignore[assignment]
-        version = knowledge_version()
-        digest = hashlib.sha256(
-            json.dumps([agent, route, sorted(names), version]).encode()
-        ).hexdigest()
-        latest = db.scalar(
-            select(InteractionScreen)
-            .where(InteractionScreen.patient_id == patient.id)
-            .order_by(InteractionScreen.screened_at.desc(), InteractionScreen.id.desc())
-            .limit(1)
-        )
-        if latest is not None and latest.input_hash == digest:
-            note.detail = {"screen_id": latest.id, "reused": True}
-            return ScreenOut(**latest.result, screen_id=latest.id, screened_at=latest.screened_at)
-        result = screen(names, agent, route).to_json_dict() if names else _empty(agent, route)
-        row = InteractionScreen(
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            screened_at=utcnow(),
-            screened_by=actor.user_id,
-            agent=agent,
-            route=str(route),
-            knowledge_version=result["knowledge_version"],
-            input_hash=digest,
-            inputs={"medications": names},
-            result=result,
-            highest_severity=highest_severity(result),
-        )
-        db.add(row)
-        db.flush()
-        note.detail = {"screen_id": row.id, "highest_severity": row.highest_severity}
-        return ScreenOut(**result, screen_id=row.id, screened_at=row.screened_at)
+    )
+    route = route or default_route(agent)  # type: ignore[assignment]
+    version = knowledge_version()
+    digest = hashlib.sha256(json.dumps([agent, route, sorted(names), version]).encode()).hexdigest()
+    latest = db.scalar(
+        select(InteractionScreen)
+        .where(InteractionScreen.patient_id == patient.id)
+        .order_by(InteractionScreen.screened_at.desc(), InteractionScreen.id.desc())
+        .limit(1)
+    )
+    if latest is not None and latest.input_hash == digest:
+        out = ScreenOut(**latest.result, screen_id=latest.id, screened_at=latest.screened_at)
+        return out, True, names
+    result = screen(names, agent, route).to_json_dict() if names else _empty(agent, route)
+    row = InteractionScreen(
+        clinic_id=patient.clinic_id,
+        patient_id=patient.id,
+        screened_at=utcnow(),
+        screened_by=actor.user_id,
+        agent=agent,
+        route=str(route),
+        knowledge_version=result["knowledge_version"],
+        input_hash=digest,
+        inputs={"medications": names},
+        result=result,
+        highest_severity=highest_severity(result),
+    )
+    db.add(row)
+    db.flush()
+    return ScreenOut(**result, screen_id=row.id, screened_at=row.screened_at), False, names
 
 
 def _empty(agent: str, route: str | None) -> dict[str, Any]:

@@ -1,19 +1,27 @@
-"""Monitored dosing sessions: pre-dose blood-pressure gate, vital signs (by hand or pushed by a
-device in batches) and the alerts they raise."""
+"""Monitored dosing sessions: scheduling, the pre-dose checks (blood-pressure gate, fasting,
+escort, pregnancy, interaction re-screen), vital signs (by hand or pushed by a device in
+batches) and the alerts they raise, pause, resume and early stop.
+
+Orders, scores, adverse events, discharge and sign-off are in ``app.session_record``."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from ketacare.app.audit import audited
-from ketacare.app.errors import InvalidInput, NotFound
+from ketacare.app.clinic_settings import effective_settings
+from ketacare.app.errors import Conflict, Forbidden, InvalidInput, NotFound
+from ketacare.app.interactions import screen_current
 from ketacare.app.patients import _scoped_patient
 from ketacare.app.permissions import Actor, Permission, require
+from ketacare.clinical.eligibility import age_on
 from ketacare.clinical.monitoring import (
     Alert,
     VitalSignError,
@@ -22,12 +30,21 @@ from ketacare.clinical.monitoring import (
     bp_gate,
     validate_vitals,
 )
-from ketacare.knowledge.protocol_defs import load_protocols
-from ketacare.store.models import SessionAlert, TreatmentSession, VitalSample
+from ketacare.clinical.prechecks import InteractionSummary, assess_prechecks, worst
+from ketacare.knowledge.protocol_defs import ProtocolDef, load_protocols
+from ketacare.store.db import insert_new
+from ketacare.store.models import (
+    Patient,
+    SessionAlert,
+    SessionEvent,
+    TreatmentSession,
+    VitalSample,
+)
 from ketacare.store.types import utcnow
 
 READINGS = ("systolic", "diastolic", "heart_rate", "spo2", "respiratory_rate")
-RECORDING = ("in_progress", "paused")
+# Monitoring goes on after an early stop, until the session is signed off.
+RECORDING = ("in_progress", "paused", "stopped")
 # A device clock may run a little ahead of the server's.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -48,7 +65,8 @@ class SessionCreate(BaseModel):
 
 
 class PreCheck(BaseModel):
-    """Pre-dose readings; the blood pressure decides the gate."""
+    """Pre-dose readings and checks. The blood pressure decides the gate; fasting, escort,
+    pregnancy and the interaction re-screen add their own bands; the worst band decides."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -57,6 +75,11 @@ class PreCheck(BaseModel):
     heart_rate: float | None = None
     spo2: float | None = None
     respiratory_rate: float | None = None
+    fasting: Literal["yes", "no"] | None = Field(None, description="Fasted as instructed")
+    escort: Literal["yes", "no"] | None = Field(None, description="Responsible adult escort home")
+    pregnancy: Literal["not_pregnant", "pregnant", "unknown"] | None = Field(
+        None, description="Asked of female patients of childbearing age"
+    )
     acknowledge_caution: bool = False
     override_reason: str | None = Field(None, max_length=2000)
 
@@ -132,20 +155,54 @@ class SessionOut(BaseModel):
 
     id: int
     patient_id: int
+    course_id: int | None = None
+    plan_key: str | None = None
+    number: int | None = None
     protocol_id: str
     scheduled_at: datetime
     status: str
     baseline: dict[str, Any] | None
     gate: dict[str, Any] | None
     gate_override_reason: str | None
+    prechecks: dict[str, Any] | None = None
     started_at: datetime | None
+    dose_started_at: datetime | None = None
+    dose_ended_at: datetime | None = None
     ended_at: datetime | None
+    end_reason: str | None = None
+    discharge: dict[str, Any] | None = None
+    signed_by: int | None = None
+    signed_at: datetime | None = None
     version: int
 
 
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    kind: str
+    text: str | None
+    detail: dict[str, Any] | None
+    recorded_by: int | None
+
+
+class PatientBrief(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    mrn: str
+    family_name: str
+    given_name: str
+    sex: str
+    date_of_birth: date
+
+
 class SessionDetail(SessionOut):
+    patient: PatientBrief | None = None
     vitals: list[VitalOut] = []
     alerts: list[AlertOut] = []
+    events: list[EventOut] = []
 
 
 def _scoped_session(db: Session, actor: Actor, session_id: int) -> TreatmentSession:
@@ -157,6 +214,59 @@ def _scoped_session(db: Session, actor: Actor, session_id: int) -> TreatmentSess
     if row is None:
         raise NotFound(f"No session {session_id} in your clinic.")
     return row
+
+
+def open_session(db: Session, actor: Actor, session_id: int) -> TreatmentSession:
+    """The session, refusing any change once it is signed (an amendment is the way)."""
+    row = _scoped_session(db, actor, session_id)
+    if row.signed_at is not None:
+        raise InvalidInput(
+            "status", "The session is signed and cannot change; add an amendment instead."
+        )
+    return row
+
+
+def save(db: Session) -> None:
+    """Flush, turning a concurrent change of the same row into a Conflict (no lost update)."""
+    try:
+        db.flush()
+    except StaleDataError:
+        raise Conflict(
+            "Someone else changed this session at the same moment. Reload it and try again."
+        ) from None
+
+
+def add_event(
+    db: Session,
+    actor: Actor,
+    row: TreatmentSession,
+    kind: str,
+    text: str | None = None,
+    at: datetime | None = None,
+    **detail: Any,
+) -> SessionEvent:
+    event = SessionEvent(
+        clinic_id=row.clinic_id,
+        session_id=row.id,
+        at=at or utcnow(),
+        kind=kind,
+        text=text,
+        detail=detail or None,
+        recorded_by=actor.user_id,
+    )
+    db.add(event)
+    return event
+
+
+def protocol_of(row: TreatmentSession) -> ProtocolDef:
+    return load_protocols()[row.protocol_id]
+
+
+def _reason(value: str | None, field: str, what: str) -> str:
+    text = " ".join((value or "").split())
+    if len(text) < 5:
+        raise InvalidInput(field, f"Give the reason for {what} (at least 5 characters).")
+    return text
 
 
 def create_session(db: Session, actor: Actor, patient_id: int, data: SessionCreate) -> SessionOut:
@@ -182,13 +292,35 @@ def create_session(db: Session, actor: Actor, patient_id: int, data: SessionCrea
         return SessionOut.model_validate(row)
 
 
+def _interaction_summary(
+    db: Session, actor: Actor, patient: Patient, protocol: ProtocolDef
+) -> InteractionSummary:
+    """Re-screen the current list for the protocol's agent and route (a stored screen of an
+    unchanged list is reused). Unrecognised and not-reviewed names are unknown, not safe."""
+    out, _reused, names = screen_current(
+        db,
+        actor,
+        patient,
+        agent=protocol.agent,
+        route=protocol.route,  # type: ignore[arg-type]
+    )
+    unknown = [str(u["input"]) for u in out.unrecognized]
+    unknown += [f"{n['input']} (not reviewed)" for n in out.not_reviewed]
+    return InteractionSummary(
+        medicines=len(names),
+        highest_severity=out.highest,
+        unrecognized=tuple(unknown),
+        screen_id=out.screen_id,
+    )
+
+
 def start_session(db: Session, actor: Actor, session_id: int, check: PreCheck) -> SessionOut:
-    """Apply the blood-pressure gate to the pre-dose readings and start the session:
-    proceed; caution needs an acknowledgement; hold needs a prescriber's override with a
-    reason; refuse cannot be overridden."""
+    """Apply the pre-dose checks and start the session. The worst band decides: proceed;
+    caution needs an acknowledgement; hold needs a prescriber's override with a reason;
+    refuse (blood pressure) cannot be overridden. The checks are stored as decided."""
     with audited(db, actor, "session.start") as note:
         require(actor, Permission.SESSION_WRITE)
-        row = _scoped_session(db, actor, session_id)
+        row = open_session(db, actor, session_id)
         note.patient_id = row.patient_id
         if row.status != "scheduled":
             raise InvalidInput(
@@ -198,27 +330,62 @@ def start_session(db: Session, actor: Actor, session_id: int, check: PreCheck) -
         problems = validate_vitals(readings)
         if problems:
             raise InvalidInput(problems[0].field, problems[0].text)
+        settings = effective_settings(db, row.clinic_id)
         try:
-            gate = bp_gate(check.systolic, check.diastolic)
+            gate = bp_gate(check.systolic, check.diastolic, settings.monitoring)
         except VitalSignError as exc:
             raise InvalidInput(exc.field, str(exc)) from None
-        reason = check.override_reason or None
-        text = gate.reasons[0].text
+        patient = db.get(Patient, row.patient_id)
+        assert patient is not None
+        protocol = protocol_of(row)
+        summary = _interaction_summary(db, actor, patient, protocol)
+        today = utcnow().astimezone(ZoneInfo(settings.timezone)).date()
+        checks = assess_prechecks(
+            protocol,
+            fasting=check.fasting,
+            escort=check.escort,
+            pregnancy=check.pregnancy,
+            sex=patient.sex,
+            age_years=age_on(patient.date_of_birth, today),
+            interactions=summary,
+        )
+        band = worst(gate.band, checks.band)
         if gate.band == "refuse":
-            raise InvalidInput("systolic", f"Do not dose: {text}")
-        if gate.band == "hold":
-            require(actor, Permission.SESSION_OVERRIDE)
+            raise InvalidInput("systolic", f"Do not dose: {gate.reasons[0].text}")
+        reason = check.override_reason or None
+
+        def texts(level: str) -> str:
+            found = [gate.reasons[0].text] if gate.band == level else []
+            return " ".join(found + [c.text for c in checks.checks if c.band == level])
+
+        if band == "hold":
+            if not actor.can(Permission.SESSION_OVERRIDE):
+                raise Forbidden(
+                    f"{texts('hold')} Only a prescriber can override a hold: ask one to review "
+                    "and start the session."
+                )
             if not reason or len(reason) < 10:
-                raise InvalidInput("override_reason", f"{text} Give the override reason.")
-        if gate.band == "caution" and not check.acknowledge_caution:
-            raise InvalidInput("acknowledge_caution", f"{text} Acknowledge to proceed.")
+                raise InvalidInput(
+                    "override_reason", f"{texts('hold')} A prescriber gives the override reason."
+                )
+        cautions = texts("caution")
+        if cautions and not check.acknowledge_caution:
+            raise InvalidInput("acknowledge_caution", f"{cautions} Acknowledge to proceed.")
         row.baseline = readings
         row.gate = gate.to_json_dict()
-        row.gate_override_reason = reason if gate.band == "hold" else None
+        row.gate_override_reason = reason if band == "hold" else None
+        row.prechecks = {
+            **checks.to_json_dict(),
+            "overall": band,
+            "screen_id": summary.screen_id,
+            "acknowledged": bool(check.acknowledge_caution) and band != "proceed",
+            "settings_version": settings.version,
+        }
         row.status = "in_progress"
         row.started_at = utcnow()
-        db.flush()
-        note.detail = {"session_id": row.id, "gate": gate.band}
+        save(db)
+        add_event(db, actor, row, "started", band=band)
+        note.detail = {"session_id": row.id, "gate": gate.band, "prechecks": checks.band}
         return SessionOut.model_validate(row)
 
 
@@ -247,74 +414,71 @@ def ingest_vitals(db: Session, actor: Actor, session_id: int, batch: VitalsBatch
     skip re-sent ones, and raise alerts against the session's baseline. One transaction."""
     with audited(db, actor, "session.vitals") as note:
         require(actor, Permission.SESSION_WRITE)
-        row = _scoped_session(db, actor, session_id)
+        row = open_session(db, actor, session_id)
         note.patient_id = row.patient_id
         if row.status not in RECORDING:
             raise InvalidInput("status", f"The session is {row.status}; vitals are not recorded.")
+        monitoring = effective_settings(db, row.clinic_id).monitoring
         now = utcnow()
-        keys = [s.sample_key for s in batch.samples if s.sample_key]
-        seen = set(
-            db.scalars(
-                select(VitalSample.sample_key).where(
-                    VitalSample.session_id == row.id, VitalSample.sample_key.in_(keys)
-                )
-            )
-            if keys
-            else []
-        )
         baseline = VitalSigns.coerce(row.baseline or {})
-        stored: list[VitalSample] = []
-        duplicates: list[int] = []
         rejected: list[Rejected] = []
-        pending: list[tuple[VitalSample, list[Any]]] = []
+        accepted: list[tuple[int, dict[str, Any]]] = []
+        in_batch: set[str] = set()
+        duplicates: list[int] = []
         for index, sample in enumerate(batch.samples):
-            if sample.sample_key and sample.sample_key in seen:
+            if sample.sample_key and sample.sample_key in in_batch:
                 duplicates.append(index)
                 continue
             readings = sample.model_dump(include=set(READINGS))
-            if all(v is None for v in readings.values()):
-                rejected.append(
-                    Rejected(
-                        index=index, field="samples", code="empty", text="No reading in the sample."
-                    )
-                )
-                continue
-            if sample.measured_at > now + CLOCK_SKEW:
-                rejected.append(
-                    Rejected(
-                        index=index,
-                        field="measured_at",
-                        code="future",
-                        text="The time is in the future.",
-                    )
-                )
-                continue
-            problems = validate_vitals(readings)
-            if problems:
-                rejected.extend(
-                    Rejected(index=index, field=p.field, code=p.code, text=p.text) for p in problems
-                )
+            problem = _sample_problem(index, sample, readings, now)
+            if problem:
+                rejected.extend(problem)
                 continue
             if sample.sample_key:
-                seen.add(sample.sample_key)
-            vital = VitalSample(
-                clinic_id=row.clinic_id,
-                session_id=row.id,
-                measured_at=sample.measured_at,
-                received_at=now,
-                source=batch.source,
-                sample_key=sample.sample_key,
-                recorded_by=actor.user_id,
-                **readings,
+                in_batch.add(sample.sample_key)
+            accepted.append(
+                (
+                    index,
+                    {
+                        "clinic_id": row.clinic_id,
+                        "session_id": row.id,
+                        "measured_at": sample.measured_at,
+                        "received_at": now,
+                        "source": batch.source,
+                        "sample_key": sample.sample_key,
+                        "recorded_by": actor.user_id,
+                        **readings,
+                    },
+                )
             )
-            stored.append(vital)
-            pending.append((vital, alerts(readings, baseline)))
-        db.add_all(stored)
-        db.flush()
+        # Re-sent samples (a key already stored) are skipped by the database itself, so two
+        # devices sending the same batch at once store it once.
+        table = VitalSample.__table__
+        keyed = [values for _, values in accepted if values["sample_key"] is not None]
+        unkeyed = [values for _, values in accepted if values["sample_key"] is None]
+        by_key = {
+            r.sample_key: r.id
+            for r in insert_new(db, table, keyed, returning=("id", "sample_key"))  # type: ignore[arg-type]
+        }
+        # Without a key a sample is always new; ids come back in the order sent.
+        plain_ids = iter(
+            db.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), unkeyed)
+            if unkeyed
+            else []
+        )
+        stored: list[tuple[int, dict[str, Any]]] = []
+        for index, values in accepted:
+            key = values["sample_key"]
+            if key is None:
+                stored.append((next(plain_ids), values))
+            elif key in by_key:
+                stored.append((by_key[key], values))
+            else:
+                duplicates.append(index)
         raised = [
-            alert_row(row.clinic_id, row.id, vital.id, now, a)
-            for vital, found in pending
-            for a in found
+            alert_row(row.clinic_id, row.id, vital_id, now, a)
+            for vital_id, values in stored
+            for a in alerts({k: values[k] for k in READINGS}, baseline, monitoring)
         ]
         db.add_all(raised)
         db.flush()
@@ -326,11 +490,31 @@ def ingest_vitals(db: Session, actor: Actor, session_id: int, batch: VitalsBatch
             "alerts": [a.code for a in raised],
         }
         return IngestResult(
-            stored=[v.id for v in stored],
-            duplicates=duplicates,
+            stored=[vital_id for vital_id, _ in stored],
+            duplicates=sorted(duplicates),
             rejected=rejected,
             alerts=[AlertOut.model_validate(a) for a in raised],
         )
+
+
+def _sample_problem(
+    index: int, sample: VitalIn, readings: dict[str, Any], now: datetime
+) -> list[Rejected]:
+    """Why a sample cannot be stored (empty, from the future, impossible values), or []."""
+    if all(v is None for v in readings.values()):
+        return [
+            Rejected(index=index, field="samples", code="empty", text="No reading in the sample.")
+        ]
+    if sample.measured_at > now + CLOCK_SKEW:
+        return [
+            Rejected(
+                index=index, field="measured_at", code="future", text="The time is in the future."
+            )
+        ]
+    return [
+        Rejected(index=index, field=p.field, code=p.code, text=p.text)
+        for p in validate_vitals(readings)
+    ]
 
 
 def get_session(db: Session, actor: Actor, session_id: int) -> SessionDetail:
@@ -348,7 +532,140 @@ def get_session(db: Session, actor: Actor, session_id: int) -> SessionDetail:
             .where(SessionAlert.session_id == row.id)
             .order_by(SessionAlert.raised_at, SessionAlert.id)
         ).all()
+        events = db.scalars(
+            select(SessionEvent)
+            .where(SessionEvent.session_id == row.id)
+            .order_by(SessionEvent.at, SessionEvent.id)
+        ).all()
         detail = SessionDetail.model_validate(row)
         detail.vitals = [VitalOut.model_validate(v) for v in vitals]
         detail.alerts = [AlertOut.model_validate(a) for a in found]
+        detail.events = [EventOut.model_validate(e) for e in events]
+        detail.patient = PatientBrief.model_validate(db.get(Patient, row.patient_id))
         return detail
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str | None = Field(None, max_length=2000)
+
+
+def pause_session(db: Session, actor: Actor, session_id: int, data: ReasonIn) -> SessionOut:
+    """Pause dosing (e.g. to let blood pressure settle); monitoring goes on."""
+    with audited(db, actor, "session.pause") as note:
+        require(actor, Permission.SESSION_WRITE)
+        row = open_session(db, actor, session_id)
+        note.patient_id = row.patient_id
+        if row.status != "in_progress":
+            raise InvalidInput("status", f"The session is {row.status}; only a running one pauses.")
+        reason = _reason(data.reason, "reason", "the pause")
+        row.status = "paused"
+        save(db)
+        add_event(db, actor, row, "paused", reason)
+        note.detail = {"session_id": row.id}
+        return SessionOut.model_validate(row)
+
+
+def resume_session(db: Session, actor: Actor, session_id: int, data: ReasonIn) -> SessionOut:
+    with audited(db, actor, "session.resume") as note:
+        require(actor, Permission.SESSION_WRITE)
+        row = open_session(db, actor, session_id)
+        note.patient_id = row.patient_id
+        if row.status != "paused":
+            raise InvalidInput("status", f"The session is {row.status}; only a paused one resumes.")
+        row.status = "in_progress"
+        save(db)
+        add_event(db, actor, row, "resumed", data.reason or None)
+        note.detail = {"session_id": row.id}
+        return SessionOut.model_validate(row)
+
+
+def stop_session(db: Session, actor: Actor, session_id: int, data: ReasonIn) -> SessionOut:
+    """Stop dosing early, with the reason. Monitoring and the discharge checks still follow."""
+    with audited(db, actor, "session.stop") as note:
+        require(actor, Permission.SESSION_WRITE)
+        row = open_session(db, actor, session_id)
+        note.patient_id = row.patient_id
+        if row.status not in ("in_progress", "paused"):
+            raise InvalidInput("status", f"The session is {row.status}; it cannot be stopped.")
+        reason = _reason(data.reason, "reason", "stopping early")
+        now = utcnow()
+        row.status = "stopped"
+        row.end_reason = reason
+        if row.dose_started_at is not None and row.dose_ended_at is None:
+            row.dose_ended_at = now
+        save(db)
+        add_event(db, actor, row, "stopped", reason, at=now)
+        note.detail = {"session_id": row.id}
+        return SessionOut.model_validate(row)
+
+
+def list_patient_sessions(db: Session, actor: Actor, patient_id: int) -> list[SessionOut]:
+    with audited(db, actor, "session.list", patient_id=patient_id):
+        require(actor, Permission.PATIENT_READ)
+        patient = _scoped_patient(db, actor, patient_id)
+        rows = db.scalars(
+            select(TreatmentSession)
+            .where(TreatmentSession.patient_id == patient.id)
+            .order_by(TreatmentSession.scheduled_at, TreatmentSession.id)
+        ).all()
+        return [SessionOut.model_validate(r) for r in rows]
+
+
+class WorklistItem(BaseModel):
+    session: SessionOut
+    patient: PatientBrief
+    open_alerts: int
+
+
+def worklist(db: Session, actor: Actor, day: date) -> list[WorklistItem]:
+    """The clinic's dosing sessions of ``day`` (its local date) and every session still
+    running or waiting for sign-off, whatever its date. Three queries, whatever the count."""
+    with audited(db, actor, "session.worklist") as note:
+        require(actor, Permission.PATIENT_READ)
+        zone = ZoneInfo(effective_settings(db, actor.clinic_id).timezone)
+        start = datetime.combine(day, datetime.min.time(), tzinfo=zone)
+        end = start + timedelta(days=1)
+        rows = db.execute(
+            select(TreatmentSession, Patient)
+            .join(Patient, Patient.id == TreatmentSession.patient_id)
+            .where(
+                TreatmentSession.clinic_id == actor.clinic_id,
+                ((TreatmentSession.scheduled_at >= start) & (TreatmentSession.scheduled_at < end))
+                | (TreatmentSession.status.in_(RECORDING) & TreatmentSession.signed_at.is_(None)),
+            )
+            .order_by(TreatmentSession.scheduled_at, TreatmentSession.id)
+        ).all()
+        ids = [s.id for s, _ in rows]
+        acked = acknowledged_alerts(db, ids)
+        counts: dict[int, int] = {}
+        if ids:
+            for session_id, alert_id in db.execute(
+                select(SessionAlert.session_id, SessionAlert.id).where(
+                    SessionAlert.session_id.in_(ids)
+                )
+            ):
+                if alert_id not in acked:
+                    counts[session_id] = counts.get(session_id, 0) + 1
+        note.detail = {"day": day.isoformat(), "sessions": len(rows)}
+        return [
+            WorklistItem(
+                session=SessionOut.model_validate(s),
+                patient=PatientBrief.model_validate(p),
+                open_alerts=counts.get(s.id, 0),
+            )
+            for s, p in rows
+        ]
+
+
+def acknowledged_alerts(db: Session, session_ids: list[int]) -> set[int]:
+    """Ids of the alerts of these sessions that someone acknowledged."""
+    if not session_ids:
+        return set()
+    details = db.scalars(
+        select(SessionEvent.detail).where(
+            SessionEvent.session_id.in_(session_ids), SessionEvent.kind == "alert_ack"
+        )
+    )
+    return {int(d["alert_id"]) for d in details if d and "alert_id" in d}

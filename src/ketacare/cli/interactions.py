@@ -18,6 +18,7 @@ from rich.text import Text
 from ketacare.clinical.interactions import ScreenResult, screen
 from ketacare.knowledge.catalog import AGENTS, ROUTES, load_catalog
 from ketacare.knowledge.protocol_defs import load_monitoring, load_protocols
+from ketacare.knowledge.session_defs import load_session_checks
 from ketacare.reports.rules_doc import render_rules_markdown
 from ketacare.reports.session_rules_doc import render_session_rules_markdown
 
@@ -158,7 +159,7 @@ def knowledge_docs(
     documents = {
         output: render_rules_markdown(load_catalog()),
         output.parent / SESSION_DOCS_NAME: render_session_rules_markdown(
-            load_protocols(), load_monitoring(), load_catalog().references
+            load_protocols(), load_monitoring(), load_catalog().references, load_session_checks()
         ),
     }
     if check:

@@ -84,6 +84,17 @@ class ClinicCalendar:
             "tz": self.tz,
         }
 
+    @classmethod
+    def from_json_dict(cls, data: Mapping[str, Any]) -> ClinicCalendar:
+        """The inverse of :meth:`to_json_dict` (a stored plan's calendar)."""
+        return cls(
+            days=frozenset(int(d) for d in data["days"]),
+            opens=time.fromisoformat(data["opens"]),
+            closes=time.fromisoformat(data["closes"]),
+            closed_dates=frozenset(date.fromisoformat(d) for d in data["closed_dates"]),
+            tz=data["tz"],
+        )
+
 
 @dataclass(frozen=True)
 class PlannedSession:
@@ -129,6 +140,25 @@ class PlannedSession:
             "end_utc": _z(self.end_utc),
         }
 
+    @classmethod
+    def from_json_dict(cls, data: Mapping[str, Any], tz: str) -> PlannedSession:
+        """The inverse of :meth:`to_json_dict`; times come back in the clinic's zone ``tz``."""
+        zone = ZoneInfo(tz)
+        observation_end = data.get("observation_end")
+        return cls(
+            kind=data["kind"],
+            number=int(data["number"]),
+            start=datetime.fromisoformat(data["start"]).astimezone(zone),
+            end=datetime.fromisoformat(data["end"]).astimezone(zone),
+            observation_end=(
+                datetime.fromisoformat(observation_end).astimezone(zone)
+                if observation_end
+                else None
+            ),
+            summary=data["summary"],
+            status=data.get("status", "planned"),
+        )
+
 
 @dataclass(frozen=True)
 class PlanWarning:
@@ -145,6 +175,15 @@ class PlanWarning:
             "sources": list(self.sources),
         }
 
+    @classmethod
+    def from_json_dict(cls, data: Mapping[str, Any]) -> PlanWarning:
+        return cls(
+            code=data["code"],
+            text=data["text"],
+            session=data.get("session"),
+            sources=tuple(data.get("sources") or ()),
+        )
+
 
 @dataclass(frozen=True)
 class MissedSession:
@@ -160,6 +199,14 @@ class MissedSession:
             "planned_start": self.planned_start.isoformat(),
             "reason": self.reason,
         }
+
+    @classmethod
+    def from_json_dict(cls, data: Mapping[str, Any], tz: str) -> MissedSession:
+        return cls(
+            key=data["key"],
+            planned_start=datetime.fromisoformat(data["planned_start"]).astimezone(ZoneInfo(tz)),
+            reason=data["reason"],
+        )
 
 
 @dataclass(frozen=True)
@@ -210,6 +257,25 @@ class CoursePlan:
             "settings": dict(self.settings),
             "knowledge_version": self.knowledge_version,
         }
+
+    @classmethod
+    def from_json_dict(cls, data: Mapping[str, Any]) -> CoursePlan:
+        """Rebuild a stored plan (the inverse of :meth:`to_json_dict`) to re-plan or export it."""
+        calendar = ClinicCalendar.from_json_dict(data["calendar"])
+        return cls(
+            protocol=data["protocol"],
+            start=date.fromisoformat(data["start"]),
+            calendar=calendar,
+            infusions=int(data["infusions"]),
+            sessions=tuple(PlannedSession.from_json_dict(s, calendar.tz) for s in data["sessions"]),
+            warnings=tuple(PlanWarning.from_json_dict(w) for w in data.get("warnings") or ()),
+            settings=dict(data["settings"]),
+            missed=tuple(
+                MissedSession.from_json_dict(m, calendar.tz) for m in data.get("missed") or ()
+            ),
+            revision=int(data.get("revision", 0)),
+            knowledge_version=data.get("knowledge_version", ""),
+        )
 
 
 def _z(instant: datetime) -> str:

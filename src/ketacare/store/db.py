@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Row, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,3 +38,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     # expire_on_commit=False: use-cases return ORM-loaded values after their commit.
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+
+
+def insert_new(
+    db: Session, table: Table, rows: list[dict[str, Any]], *, returning: tuple[str, ...]
+) -> list[Row[Any]]:
+    """Insert ``rows``, silently skipping those that collide with a unique constraint, and
+    return the given columns of the rows actually inserted. One statement, atomic against a
+    concurrent insert of the same keys (ON CONFLICT DO NOTHING on SQLite and PostgreSQL)."""
+    if not rows:
+        return []
+    dialect = db.get_bind().dialect.name
+    build = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    stmt = build(table).on_conflict_do_nothing()
+    stmt = stmt.returning(*(table.c[name] for name in returning))
+    return list(db.execute(stmt, rows))

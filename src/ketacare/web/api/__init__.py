@@ -5,11 +5,14 @@ from fastapi import APIRouter, Depends
 from ketacare.web.api import (
     account,
     audit,
+    clinic,
+    courses,
     intake,
     interactions,
     patients,
     research,
     sessions,
+    therapy,
 )
 from ketacare.web.auth import api_csrf
 
@@ -17,3 +20,6 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(api_csrf)])
 for module in (patients, intake, sessions, interactions, audit, research, account):
     router.include_router(module.router)
 router.include_router(intake.text_router)
+router.include_router(therapy.router)
+router.include_router(courses.router)
+router.include_router(clinic.router)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, status
 
+from ketacare.app import session_record as rec
 from ketacare.app import sessions as uc
 from ketacare.web.auth import CurrentPrincipal, DbSession
 
@@ -52,3 +55,144 @@ def ingest_vitals(
     db: DbSession, principal: CurrentPrincipal, session_id: int, body: uc.VitalsBatch
 ) -> uc.IngestResult:
     return uc.ingest_vitals(db, principal.actor, session_id, body)
+
+
+@router.get("/patients/{patient_id}/sessions", response_model=list[uc.SessionOut])
+def list_sessions(
+    db: DbSession, principal: CurrentPrincipal, patient_id: int
+) -> list[uc.SessionOut]:
+    return uc.list_patient_sessions(db, principal.actor, patient_id)
+
+
+@router.post("/sessions/{session_id}/pause", response_model=uc.SessionOut, summary="Pause dosing")
+def pause_session(
+    db: DbSession, principal: CurrentPrincipal, session_id: int, body: uc.ReasonIn
+) -> uc.SessionOut:
+    return uc.pause_session(db, principal.actor, session_id, body)
+
+
+@router.post("/sessions/{session_id}/resume", response_model=uc.SessionOut)
+def resume_session(
+    db: DbSession, principal: CurrentPrincipal, session_id: int, body: uc.ReasonIn
+) -> uc.SessionOut:
+    return uc.resume_session(db, principal.actor, session_id, body)
+
+
+@router.post(
+    "/sessions/{session_id}/stop", response_model=uc.SessionOut, summary="Stop dosing early"
+)
+def stop_session(
+    db: DbSession, principal: CurrentPrincipal, session_id: int, body: uc.ReasonIn
+) -> uc.SessionOut:
+    return uc.stop_session(db, principal.actor, session_id, body)
+
+
+@router.post(
+    "/sessions/{session_id}/orders",
+    response_model=rec.OrderOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Calculate and record the dose order",
+    description=(
+        "The order is recorded either way: status 'ordered' with dose, volume and pump rate, or "
+        "'refused' with every hard stop (a refused order cannot be given)."
+    ),
+)
+def order_dose(
+    db: DbSession, principal: CurrentPrincipal, session_id: int, body: rec.OrderRequest
+) -> rec.OrderOut:
+    return rec.order_dose(db, principal.actor, session_id, body)
+
+
+@router.post(
+    "/sessions/{session_id}/orders/{order_id}/verification",
+    response_model=rec.OrderOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Second-person check of the order",
+)
+def verify_order(
+    db: DbSession, principal: CurrentPrincipal, session_id: int, order_id: int
+) -> rec.OrderOut:
+    return rec.verify_order(db, principal.actor, session_id, order_id)
+
+
+@router.post("/sessions/{session_id}/dose/start", summary="Dosing starts")
+def start_dose(db: DbSession, principal: CurrentPrincipal, session_id: int) -> dict[str, Any]:
+    return rec.start_dose(db, principal.actor, session_id)
+
+
+@router.post("/sessions/{session_id}/dose/end", summary="Dosing ends; observation begins")
+def end_dose(db: DbSession, principal: CurrentPrincipal, session_id: int) -> dict[str, Any]:
+    return rec.end_dose(db, principal.actor, session_id)
+
+
+@router.post(
+    "/sessions/{session_id}/scores",
+    response_model=rec.ScoreOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="CADSS or MOAA/S rating",
+)
+def record_score(
+    db: DbSession, principal: CurrentPrincipal, session_id: int, body: rec.SessionScoreIn
+) -> rec.ScoreOut:
+    return rec.record_score(db, principal.actor, session_id, body)
+
+
+@router.post(
+    "/sessions/{session_id}/adverse-events",
+    response_model=rec.AdverseEventOut,
+    status_code=status.HTTP_201_CREATED,
+)
+def record_adverse_event(
+    db: DbSession, principal: CurrentPrincipal, session_id: int, body: rec.AdverseEventIn
+) -> rec.AdverseEventOut:
+    return rec.record_adverse_event(db, principal.actor, session_id, body)
+
+
+@router.post("/sessions/{session_id}/alerts/{alert_id}/acknowledgement")
+def acknowledge_alert(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    session_id: int,
+    alert_id: int,
+    body: rec.AlertAckIn,
+) -> dict[str, Any]:
+    return rec.acknowledge_alert(db, principal.actor, session_id, alert_id, body)
+
+
+@router.post(
+    "/sessions/{session_id}/discharge-check",
+    summary="The discharge checklist now (nothing is stored)",
+)
+def discharge_check(
+    db: DbSession, principal: CurrentPrincipal, session_id: int, body: rec.DischargeForm
+) -> dict[str, Any]:
+    return rec.discharge_preview(db, principal.actor, session_id, body)
+
+
+@router.post(
+    "/sessions/{session_id}/sign",
+    summary="Discharge and sign off: the session becomes immutable",
+)
+def sign_session(
+    db: DbSession, principal: CurrentPrincipal, session_id: int, body: rec.SignRequest
+) -> dict[str, Any]:
+    return rec.sign_session(db, principal.actor, session_id, body)
+
+
+@router.post(
+    "/sessions/{session_id}/amendments",
+    response_model=rec.AmendmentOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Amend a signed session",
+)
+def amend_session(
+    db: DbSession, principal: CurrentPrincipal, session_id: int, body: rec.AmendmentIn
+) -> rec.AmendmentOut:
+    return rec.amend_session(db, principal.actor, session_id, body)
+
+
+@router.get("/sessions/{session_id}/record", response_model=rec.SessionRecord)
+def session_record(
+    db: DbSession, principal: CurrentPrincipal, session_id: int
+) -> rec.SessionRecord:
+    return rec.session_record(db, principal.actor, session_id)

@@ -3,8 +3,25 @@
 from fastapi import APIRouter, Depends
 
 from ketacare.web.auth import ui_csrf
-from ketacare.web.ui import account, admin, intake, interactions, patients, research, signin
+from ketacare.web.ui import (
+    account,
+    admin,
+    courses,
+    intake,
+    interactions,
+    patients,
+    research,
+    sessions,
+    settings,
+    signin,
+    therapy,
+)
 
 router = APIRouter(dependencies=[Depends(ui_csrf)], include_in_schema=False)
 for module in (signin, patients, intake, interactions, admin, research, account):
     router.include_router(module.router)
+router.include_router(courses.router)
+router.include_router(settings.router)
+router.include_router(therapy.router)
+router.include_router(sessions.list_router)
+router.include_router(sessions.router)

@@ -1,0 +1,465 @@
+"""Vega-Lite chart specs, built with Altair, shared by the web pages and the PDF reports.
+
+Pure: readings, settings and a time zone in, a JSON-ready dict out (no database, no clock).
+Data stays inline so the same spec renders in a browser (vega-embed) and in vl-convert.
+
+Times are drawn as the clinic's wall clock: each time is converted to the clinic's zone in
+Python, written with a Z and drawn on a UTC scale, so neither the viewer's browser zone nor
+the converter's machine zone can shift an axis label.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import altair as alt
+
+from ketacare.clinical.monitoring import MonitoringSettings
+from ketacare.knowledge.instrument_defs import Band, InstrumentDef
+from ketacare.knowledge.protocol_defs import load_monitoring
+
+__all__ = ["scores_chart", "spec_json", "vitals_chart"]
+
+Width = int | Literal["container"]
+
+_ALERT_RED = "#c62828"
+_RULE_COLOUR = {"critical": "#b71c1c", "warning": "#b26a00"}
+_SYMBOL = {"at_least": "≥", "above": ">", "below": "<"}
+# A fixed y-axis gutter keeps the four plot areas aligned on the shared time axis.
+_Y_AXIS = {"minExtent": 32, "maxExtent": 32, "titlePadding": 6}
+
+
+@dataclass(frozen=True)
+class _Panel:
+    title: str
+    unit: str
+    fields: tuple[tuple[str, str, str], ...]  # (field, legend label, colour)
+
+
+_PANELS = (
+    _Panel(
+        "Blood pressure (mmHg)",
+        "mmHg",
+        (("systolic", "Systolic", "#1f4e9c"), ("diastolic", "Diastolic", "#5b9bd5")),
+    ),
+    _Panel("Heart rate (beats/min)", "beats/min", (("heart_rate", "Heart rate", "#6a3d9a"),)),
+    _Panel("SpO2 (%)", "%", (("spo2", "SpO2", "#00796b"),)),
+    _Panel(
+        "Respiratory rate (breaths/min)",
+        "breaths/min",
+        (("respiratory_rate", "Respiratory rate", "#5d4037"),),
+    ),
+)
+_FIELD_LABEL = {f: label for p in _PANELS for f, label, _ in p.fields}
+
+
+def _get(obj: Any, name: str) -> Any:
+    """Samples and alerts may be dicts (API JSON) or objects (models, dataclasses)."""
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _clock(value: datetime | None, zone: ZoneInfo, field: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise ValueError(f"{field}: a time is needed, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{field}: {value.isoformat()} has no time zone; pass an aware time")
+    return value.astimezone(zone).replace(tzinfo=None)
+
+
+def _wall(local: datetime) -> str:
+    """A clinic wall-clock time as Vega reads it: Vega has no time zones, so the wall clock is
+    written with a Z and drawn on a UTC scale, which shows it unchanged."""
+    return local.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _time_x(field: str, zone_name: str, *, bottom: bool) -> alt.X:
+    """The same time scale and axis on every layer, so the layers merge without conflict;
+    only the bottom panel labels the shared axis."""
+    axis = (
+        alt.Axis(
+            format="%H:%M", title=f"Time ({zone_name})", labelOverlap="greedy", labelFlush=False
+        )
+        if bottom
+        else alt.Axis(format="%H:%M", title=None, labels=False, ticks=False)
+    )
+    return alt.X(f"{field}:T", scale=alt.Scale(type="utc"), axis=axis)
+
+
+def _g(value: float) -> str:
+    return f"{value:g}"
+
+
+def _thresholds(
+    settings: MonitoringSettings, baseline: Any | None
+) -> dict[str, list[dict[str, Any]]]:
+    """Dashed rules per field from the alert rules in force: absolute ones at the setting,
+    rises at baseline + setting (only where the baseline has that reading)."""
+    values = settings.template_values()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rule in load_monitoring().alerts:
+        setting = values[rule.setting]
+        symbol = _SYMBOL[rule.comparison]
+        name = _FIELD_LABEL[rule.field]
+        if rule.kind == "rise":
+            start = _get(baseline, rule.field) if baseline is not None else None
+            if start is None:
+                continue
+            at = start + setting
+            label = f"{name} {symbol} {_g(at)} (baseline {_g(start)} + {_g(setting)})"
+        else:
+            at = setting
+            label = f"{name} {symbol} {_g(at)}"
+        out.setdefault(rule.field, []).append(
+            {
+                "field": rule.field,
+                "code": rule.code,
+                "kind": rule.kind,
+                "severity": rule.severity,
+                "value": at,
+                "label": label,
+                "colour": _RULE_COLOUR[rule.severity],
+            }
+        )
+    return out
+
+
+def _alert_rows(
+    alerts: Iterable[Any], samples: Sequence[Any], zone: ZoneInfo
+) -> list[dict[str, Any]]:
+    """Alert markers on the reading they belong to: the alert's own measured_at, else the
+    sample whose id is the alert's vital_sample_id."""
+    by_id = {_get(s, "id"): s for s in samples if _get(s, "id") is not None}
+    out: list[dict[str, Any]] = []
+    for n, alert in enumerate(alerts):
+        at = _get(alert, "measured_at")
+        if at is None:
+            sample = by_id.get(_get(alert, "vital_sample_id"))
+            if sample is None:
+                raise ValueError(
+                    f"alerts[{n}]: no measured_at and no sample with id "
+                    f"{_get(alert, 'vital_sample_id')!r}; pass the reading's time"
+                )
+            at = _get(sample, "measured_at")
+        field = _get(alert, "field")
+        if field not in _FIELD_LABEL:
+            raise ValueError(f"alerts[{n}].field: {field!r} is not a charted vital sign")
+        local = _clock(at, zone, f"alerts[{n}].measured_at")
+        out.append(
+            {
+                "time": _wall(local),
+                "time_label": f"{local:%H:%M}",
+                "field": field,
+                "value": _get(alert, "value"),
+                "severity": _get(alert, "severity"),
+                "text": _get(alert, "text"),
+            }
+        )
+    return out
+
+
+def vitals_chart(
+    samples: Sequence[Any],
+    *,
+    baseline: Any | None = None,
+    alerts: Iterable[Any] = (),
+    settings: MonitoringSettings | None = None,
+    tz: str = "UTC",
+    dose_window: tuple[datetime, datetime | None] | None = None,
+    width: Width = "container",
+    panel_height: int = 110,
+) -> dict[str, Any]:
+    """In-session vital signs as four stacked panels on one time axis, with the clinic's alert
+    thresholds as dashed rules, raised alerts as red points and the dosing window shaded.
+
+    ``samples``: readings with ``measured_at`` (aware) and any of systolic, diastolic,
+    heart_rate, spo2, respiratory_rate (None is a gap in the line, never a zero).
+    ``baseline``: the pre-dose readings the rise alerts are measured against.
+    ``alerts``: with field, value, text, severity and either measured_at or the
+    vital_sample_id of a sample that has an ``id``. ``dose_window``: (start, end); an end of
+    None (dosing still running) is drawn up to the last reading. ``width``: "container" fills
+    the page's card; a number of pixels for PDF reports.
+    """
+    settings = settings or MonitoringSettings.defaults()
+    zone = ZoneInfo(tz)
+    # Checked in the caller's order (errors name the right index), drawn in time order.
+    timed = [
+        (_clock(_get(s, "measured_at"), zone, f"samples[{n}].measured_at"), s)
+        for n, s in enumerate(samples)
+    ]
+    timed.sort(key=lambda pair: _get(pair[1], "measured_at"))
+    ordered = [sample for _local, sample in timed]
+    rows: list[dict[str, Any]] = []
+    for local, sample in timed:
+        row: dict[str, Any] = {"time": _wall(local), "time_label": f"{local:%H:%M}"}
+        for field in _FIELD_LABEL:
+            row[field] = _get(sample, field)
+        rows.append(row)
+
+    datasets: dict[str, list[dict[str, Any]]] = {
+        "samples": rows,
+        "thresholds": [r for rules in _thresholds(settings, baseline).values() for r in rules],
+        "alerts": _alert_rows(alerts, ordered, zone),
+    }
+    if dose_window is not None:
+        start, end = dose_window
+        start_local = _clock(start, zone, "dose_window.start")
+        if end is None:
+            last = max([r["time"] for r in rows], default=_wall(start_local))
+            end_text = max(last, _wall(start_local))
+            label = f"Dosing from {start_local:%H:%M}"
+        else:
+            end_local = _clock(end, zone, "dose_window.end")
+            if end_local < start_local:
+                raise ValueError("dose_window: the end is before the start")
+            end_text = _wall(end_local)
+            label = f"Dosing {start_local:%H:%M}-{end_local:%H:%M}"
+        datasets["dosing"] = [{"start": _wall(start_local), "end": end_text, "label": label}]
+
+    panels: list[alt.LayerChart] = []
+    for index, panel in enumerate(_PANELS):
+        bottom = index == len(_PANELS) - 1
+        fields = [f for f, _label, _colour in panel.fields]
+        layers: list[alt.Chart] = []
+        if "dosing" in datasets:
+            layers.append(
+                alt.Chart(alt.NamedData("dosing"))
+                .mark_rect(color="#f2c14e", opacity=0.25)
+                .encode(
+                    x=_time_x("start", tz, bottom=bottom),
+                    x2="end:T",
+                    tooltip=[alt.Tooltip("label:N", title="Dosing")],
+                )
+            )
+        if any(r["field"] in fields for r in datasets["thresholds"]):
+            rules = alt.Chart(alt.NamedData("thresholds")).transform_filter(
+                alt.FieldOneOfPredicate(field="field", oneOf=fields)
+            )
+            layers.append(
+                rules.mark_rule(strokeDash=[5, 4], strokeWidth=1.2).encode(
+                    y=alt.Y("value:Q"),
+                    color=alt.Color("colour:N", scale=None),
+                    tooltip=[alt.Tooltip("label:N", title="Alert threshold")],
+                )
+            )
+            # Absolute limits are labelled at the right, rises at the left, so the labels of
+            # neighbouring lines (diastolic 110 and baseline + 25) do not overprint.
+            for kind, align, x, dx in (("absolute", "right", "width", -4), ("rise", "left", 0, 4)):
+                if not any(
+                    r["field"] in fields and r["kind"] == kind for r in datasets["thresholds"]
+                ):
+                    continue  # an empty layer would warn of an infinite extent
+                layers.append(
+                    rules.transform_filter(alt.FieldEqualPredicate(field="kind", equal=kind))
+                    .mark_text(align=align, baseline="bottom", dx=dx, dy=-2, fontSize=10)
+                    .encode(
+                        x=alt.value(x),
+                        y=alt.Y("value:Q"),
+                        text="label:N",
+                        color=alt.Color("colour:N", scale=None),
+                    )
+                )
+        for field, label, _colour in panel.fields:
+            layers.append(
+                alt.Chart(alt.NamedData("samples"))
+                .transform_calculate(series=json.dumps(label))
+                .mark_line(
+                    point=alt.OverlayMarkDef(filled=True, size=28),
+                    strokeWidth=1.8,
+                    # Null readings break the line; they are never drawn as zeros.
+                    invalid="break-paths-filter-domains",
+                )
+                .encode(
+                    x=_time_x("time", tz, bottom=bottom),
+                    y=alt.Y(
+                        f"{field}:Q",
+                        title=panel.unit,
+                        scale=alt.Scale(zero=False),
+                        axis=alt.Axis(**_Y_AXIS),
+                    ),
+                    color=alt.Color(
+                        "series:N",
+                        title=None,
+                        scale=alt.Scale(
+                            domain=[f[1] for f in panel.fields],
+                            range=[f[2] for f in panel.fields],
+                        ),
+                        legend=alt.Legend(orient="top", direction="horizontal")
+                        if len(panel.fields) > 1
+                        else None,
+                    ),
+                    tooltip=[
+                        alt.Tooltip("time_label:N", title="Time"),
+                        alt.Tooltip(f"{field}:Q", title=f"{label} ({panel.unit})"),
+                    ],
+                )
+            )
+        if any(a["field"] in fields for a in datasets["alerts"]):
+            layers.append(
+                alt.Chart(alt.NamedData("alerts"))
+                .transform_filter(alt.FieldOneOfPredicate(field="field", oneOf=fields))
+                .mark_point(shape="circle", filled=True, size=90, color=_ALERT_RED, opacity=1)
+                .encode(
+                    x=_time_x("time", tz, bottom=bottom),
+                    y=alt.Y("value:Q"),
+                    tooltip=[
+                        alt.Tooltip("time_label:N", title="Time"),
+                        alt.Tooltip("severity:N", title="Severity"),
+                        alt.Tooltip("text:N", title="Alert"),
+                    ],
+                )
+            )
+        panels.append(
+            alt.layer(*layers).properties(
+                title=alt.TitleParams(
+                    panel.title,
+                    # The shading is explained once, above the first panel.
+                    subtitle=f"Shaded: {datasets['dosing'][0]['label'].lower()}"
+                    if index == 0 and "dosing" in datasets
+                    else "",
+                    anchor="start",
+                    fontSize=12,
+                    subtitleFontSize=10,
+                ),
+                width=width,
+                height=panel_height,
+            )
+        )
+
+    chart = (
+        alt.vconcat(*panels, spacing=14)
+        .resolve_scale(x="shared", color="independent")
+        .properties(datasets=datasets, usermeta={"ketacare": {"chart": "vitals", "tz": tz}})
+        .configure_view(stroke=None)
+        .configure_axis(labelFontSize=10, titleFontSize=10)
+    )
+    return chart.to_dict()
+
+
+def _band(band: Band | Mapping[str, Any]) -> tuple[int, int, str]:
+    if isinstance(band, Band):
+        return band.min, band.max, band.label
+    return int(band["min"]), int(band["max"]), str(band["label"])
+
+
+def scores_chart(
+    points: Sequence[Any],
+    *,
+    instrument: InstrumentDef | str,
+    bands: Sequence[Band | Mapping[str, Any]],
+    tz: str = "UTC",
+    width: Width = "container",
+    height: int = 200,
+) -> dict[str, Any]:
+    """One instrument's total over time (points: administered_at + total) on the
+    instrument's fixed range, its severity bands shaded behind the line."""
+    parsed = sorted(_band(b) for b in bands)
+    if isinstance(instrument, InstrumentDef):
+        title, low, high = instrument.short_name, 0, instrument.scoring.max
+    elif parsed:
+        title, low, high = instrument, parsed[0][0], parsed[-1][1]
+    else:
+        raise ValueError("bands: without bands, pass the instrument definition for its range")
+    zone = ZoneInfo(tz)
+
+    def band_of(total: float) -> str | None:
+        return next((label for lo, hi, label in parsed if lo <= total <= hi), None)
+
+    rows = []
+    timed = [
+        (_clock(_get(p, "administered_at"), zone, f"points[{n}].administered_at"), p)
+        for n, p in enumerate(points)
+    ]
+    timed.sort(key=lambda pair: _get(pair[1], "administered_at"))
+    for local, point in timed:
+        total = _get(point, "total")
+        rows.append(
+            {
+                "time": _wall(local),
+                "time_label": f"{local:%Y-%m-%d %H:%M}",
+                "total": total,
+                "band": band_of(total) if total is not None else None,
+            }
+        )
+    # Bands cover whole scores: each shades from half a point below its min to half above
+    # its max, so neighbouring bands meet without a gap.
+    band_rows = [
+        {
+            "min": lo,
+            "max": hi,
+            "label": label,
+            "y": max(low, lo - 0.5),
+            "y2": min(high, hi + 0.5),
+            "mid": (max(low, lo - 0.5) + min(high, hi + 0.5)) / 2,
+        }
+        for lo, hi, label in parsed
+    ]
+    y_scale = alt.Scale(domain=[low, high], nice=False, zero=False)
+    layers: list[alt.Chart] = []
+    if band_rows:
+        band_base = alt.Chart(alt.NamedData("bands"))
+        layers.append(
+            band_base.mark_rect(opacity=0.35).encode(
+                y=alt.Y("y:Q", scale=y_scale, title=f"{title} total"),
+                y2="y2:Q",
+                color=alt.Color(
+                    "label:N",
+                    scale=alt.Scale(
+                        domain=[b["label"] for b in band_rows], scheme="yelloworangered"
+                    ),
+                    legend=None,
+                ),
+                tooltip=[
+                    alt.Tooltip("label:N", title="Band"),
+                    alt.Tooltip("min:Q", title="From"),
+                    alt.Tooltip("max:Q", title="To"),
+                ],
+            )
+        )
+        layers.append(
+            band_base.mark_text(
+                align="left", baseline="middle", dx=4, fontSize=10, color="#444"
+            ).encode(x=alt.value(0), y=alt.Y("mid:Q", scale=y_scale), text="label:N")
+        )
+    layers.append(
+        alt.Chart(alt.NamedData("scores"))
+        .mark_line(point=alt.OverlayMarkDef(filled=True, size=40), color="#1f4e9c")
+        .encode(
+            x=alt.X(
+                "time:T",
+                scale=alt.Scale(type="utc"),
+                axis=alt.Axis(format="%Y-%m-%d", title=f"Date ({tz})", labelOverlap=True),
+            ),
+            y=alt.Y("total:Q", scale=y_scale, title=f"{title} total"),
+            tooltip=[
+                alt.Tooltip("time_label:N", title="Administered"),
+                alt.Tooltip("total:Q", title="Total"),
+                alt.Tooltip("band:N", title="Band"),
+            ],
+        )
+    )
+    chart = (
+        alt.layer(*layers)
+        .properties(
+            title=alt.TitleParams(f"{title} over time", anchor="start", fontSize=12),
+            width=width,
+            height=height,
+            datasets={"scores": rows, "bands": band_rows},
+            usermeta={"ketacare": {"chart": "scores", "tz": tz}},
+        )
+        .configure_view(stroke=None)
+    )
+    return chart.to_dict()
+
+
+def spec_json(spec: Mapping[str, Any]) -> str:
+    """JSON for a ``<script type="application/json">`` element: ``<``, ``>`` and ``&`` are
+    written as \\u escapes so no text in the data can close the element or open a comment."""
+    text = json.dumps(spec, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

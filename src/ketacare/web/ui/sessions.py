@@ -1,0 +1,503 @@
+"""The dosing session screen: pre-dose checks, the order shown step by step, dosing controls,
+live monitoring (vital signs chart and alerts, polled by HTMX), scales, adverse events,
+discharge checklist, sign-off and amendments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from ketacare.app import session_record as rec
+from ketacare.app import sessions as uc
+from ketacare.app.clinic_settings import effective_settings
+from ketacare.app.errors import Conflict, Forbidden, InvalidInput
+from ketacare.clinical.dosing import DosingSettings
+from ketacare.clinical.eligibility import age_on
+from ketacare.clinical.prechecks import pregnancy_applies
+from ketacare.knowledge.instrument_defs import get_instrument
+from ketacare.knowledge.protocol_defs import load_protocols
+from ketacare.knowledge.session_defs import load_session_checks
+from ketacare.reports.charts import spec_json, vitals_chart
+from ketacare.store.types import utcnow
+from ketacare.web.auth import CurrentPrincipal, DbSession, Principal
+from ketacare.web.ui.render import render
+
+router = APIRouter(prefix="/sessions/{session_id}")
+# The day's worklist lives beside the session screens.
+list_router = APIRouter()
+
+DISCHARGE_FIELDS = tuple(rec.DischargeForm.model_fields)
+
+
+def _text(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _tristate(form: FormData, name: str) -> bool | None:
+    return {"yes": True, "no": False}.get(_text(form, name) or "")
+
+
+def _errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "form"
+        parts.append(f"{field}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def _chart_spec(detail: uc.SessionDetail, monitoring: Any, tz: str) -> str:
+    samples = [v.model_dump() for v in detail.vitals]
+    alerts = [a.model_dump() for a in detail.alerts]
+    window = (
+        (detail.dose_started_at, detail.dose_ended_at or utcnow())
+        if detail.dose_started_at
+        else None
+    )
+    spec = vitals_chart(
+        samples,
+        baseline=detail.baseline,
+        alerts=alerts,
+        settings=monitoring,
+        tz=tz,
+        dose_window=window,
+    )
+    return spec_json(spec)
+
+
+def _live_context(db: Session, principal: Principal, session_id: int) -> dict[str, Any]:
+    detail = uc.get_session(db, principal.actor, session_id)
+    record = rec.session_record(db, principal.actor, session_id)
+    settings = effective_settings(db, principal.actor.clinic_id)
+    return {
+        "s": detail,
+        "record": record,
+        "acknowledged": set(record.acknowledged_alert_ids),
+        "chart_json": _chart_spec(detail, settings.monitoring, settings.timezone),
+        "recording": detail.status in uc.RECORDING and detail.signed_at is None,
+        "monitoring": settings.monitoring,
+    }
+
+
+def _page(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    session_id: int,
+    *,
+    status_code: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+    discharge: dict[str, Any] | None = None,
+) -> Response:
+    context = _live_context(db, principal, session_id)
+    detail: uc.SessionDetail = context["s"]
+    protocol = load_protocols()[detail.protocol_id]
+    checks = load_session_checks()
+    settings = effective_settings(db, principal.actor.clinic_id)
+    patient = detail.patient
+    assert patient is not None
+    age = age_on(patient.date_of_birth, utcnow().astimezone(principal.tz).date())
+    dosing = settings.dosing(protocol.id) if protocol.weight_based else None
+    orders = context["record"].orders
+    if discharge is None and detail.signed_at is not None:
+        discharge = detail.discharge
+    return render(
+        request,
+        "sessions/page.html",
+        principal,
+        status_code=status_code,
+        protocol=protocol,
+        checks=checks,
+        fasting_text=checks.precheck("fasting").instructions.get(protocol.administration, ""),
+        pregnancy_asked=pregnancy_applies(patient.sex, age, checks.precheck("pregnancy")),
+        age=age,
+        dosing=dosing or (DosingSettings.defaults() if protocol.weight_based else None),
+        order=orders[-1] if orders else None,
+        moaas=get_instrument("moaas"),
+        cadss=get_instrument("cadss"),
+        discharge=discharge,
+        errors=errors or {},
+        values=values or {},
+        **context,
+    )
+
+
+@list_router.get("/sessions")
+def worklist(
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    day: date | None = None,
+) -> Response:
+    """Today's dosing sessions (or another day's), and every session still open."""
+    today = utcnow().astimezone(principal.tz).date()
+    chosen = day or today
+    items = uc.worklist(db, principal.actor, chosen)
+    return render(
+        request,
+        "sessions/worklist.html",
+        principal,
+        items=items,
+        day=chosen,
+        today=today,
+        previous=chosen - timedelta(days=1),
+        following=chosen + timedelta(days=1),
+    )
+
+
+@router.get("")
+def session_page(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
+) -> Response:
+    return _page(request, db, principal, session_id)
+
+
+@router.get("/live")
+def live(
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    session_id: int,
+    vitals: int = -1,
+    alerts: int = -1,
+    acked: int = -1,
+    status: str = "",
+) -> Response:
+    """The monitoring card alone, for HTMX polling. When nothing changed since the counts the
+    page holds, 204 leaves the card (and anything being typed into it) as it is."""
+    context = _live_context(db, principal, session_id)
+    detail: uc.SessionDetail = context["s"]
+    now = (len(detail.vitals), len(detail.alerts), len(context["acknowledged"]), detail.status)
+    if now == (vitals, alerts, acked, status):
+        return Response(status_code=204)
+    return render(request, "sessions/_live.html", principal, **context)
+
+
+def _act(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    session_id: int,
+    section: str,
+    form: FormData,
+    action: Callable[[], Any],
+    anchor: str | None = None,
+) -> Response:
+    """Run a use-case; on success back to the page (at the section), else the page with the
+    error shown in the section and the values kept."""
+    try:
+        action()
+    except ValidationError as exc:
+        errors, code = {section: _errors(exc)}, 422
+    except InvalidInput as exc:
+        errors, code = {section: exc.message, f"{section}.field": exc.field}, 422
+    except Conflict as exc:
+        errors, code = {section: exc.message}, 409
+    except Forbidden as exc:
+        errors, code = {section: exc.message}, 403
+    else:
+        return RedirectResponse(f"/sessions/{session_id}#{anchor or section}", status_code=303)
+    return _page(
+        request,
+        db,
+        principal,
+        session_id,
+        status_code=code,
+        errors=errors,
+        values={k: v for k, v in form.items() if isinstance(v, str)},
+    )
+
+
+def _model(model: type[BaseModel], data: dict[str, Any]) -> Any:
+    return model.model_validate({k: v for k, v in data.items() if v is not None})
+
+
+@router.post("/start")
+async def start(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
+) -> Response:
+    form = await request.form()
+    readings = {k: _text(form, k) for k in uc.READINGS}
+    data = {
+        **readings,
+        "fasting": _text(form, "fasting"),
+        "escort": _text(form, "escort"),
+        "pregnancy": _text(form, "pregnancy"),
+        "acknowledge_caution": form.get("acknowledge_caution") == "yes",
+        "override_reason": _text(form, "override_reason"),
+    }
+    return _act(
+        request,
+        db,
+        principal,
+        session_id,
+        "prechecks",
+        form,
+        lambda: uc.start_session(db, principal.actor, session_id, _model(uc.PreCheck, data)),
+    )
+
+
+@router.post("/order")
+async def order(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
+) -> Response:
+    form = await request.form()
+    basis = _text(form, "basis")
+    amount = _text(form, "basis_value")
+    data = {
+        "mg_per_kg": _text(form, "mg_per_kg"),
+        "minutes": _text(form, "minutes"),
+        "dose_mg": _text(form, "dose_mg"),
+        "concentration_mg_per_ml": amount if basis == "concentration" else None,
+        "bag_volume_ml": amount if basis == "bag" else None,
+    }
+    return _act(
+        request,
+        db,
+        principal,
+        session_id,
+        "order",
+        form,
+        lambda: rec.order_dose(db, principal.actor, session_id, _model(rec.OrderRequest, data)),
+    )
+
+
+@router.post("/orders/{order_id}/verify")
+async def verify(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int, order_id: int
+) -> Response:
+    form = await request.form()
+    return _act(
+        request,
+        db,
+        principal,
+        session_id,
+        "order",
+        form,
+        lambda: rec.verify_order(db, principal.actor, session_id, order_id),
+    )
+
+
+@router.post("/dose/start")
+async def dose_start(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
+) -> Response:
+    form = await request.form()
+    return _act(
+        request,
+        db,
+        principal,
+        session_id,
+        "dosing",
+        form,
+        lambda: rec.start_dose(db, principal.actor, session_id),
+    )
+
+
+@router.post("/dose/end")
+async def dose_end(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
+) -> Response:
+    form = await request.form()
+    return _act(
+        request,
+        db,
+        principal,
+        session_id,
+        "dosing",
+        form,
+        lambda: rec.end_dose(db, principal.actor, session_id),
+    )
+
+
+def _transition(
+    handler: Callable[[Session, Any, int, uc.ReasonIn], Any],
+) -> Callable[..., Any]:
+    async def route(
+        request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
+    ) -> Response:
+        form = await request.form()
+        reason = uc.ReasonIn(reason=_text(form, "reason"))
+        return _act(
+            request,
+            db,
+            principal,
+            session_id,
+            "dosing",
+            form,
+            lambda: handler(db, principal.actor, session_id, reason),
+        )
+
+    return route
+
+
+for _name, _handler in (
+    ("pause", uc.pause_session),
+    ("resume", uc.resume_session),
+    ("stop", uc.stop_session),
+):
+    router.add_api_route(f"/{_name}", _transition(_handler), methods=["POST"])
+
+
+@router.post("/record/vitals")
+async def vitals(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
+) -> Response:
+    form = await request.form()
+    sample = {k: _text(form, k) for k in uc.READINGS}
+
+    def run() -> None:
+        batch = uc.VitalsBatch.model_validate(
+            {
+                "source": "manual",
+                "samples": [
+                    {"measured_at": utcnow(), **{k: v for k, v in sample.items() if v is not None}}
+                ],
+            }
+        )
+        out = uc.ingest_vitals(db, principal.actor, session_id, batch)
+        if out.rejected:
+            raise InvalidInput(out.rejected[0].field, "; ".join(r.text for r in out.rejected))
+
+    return _act(request, db, principal, session_id, "vitals", form, run, anchor="monitoring")
+
+
+@router.post("/record/score")
+async def score(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
+) -> Response:
+    form = await request.form()
+    instrument = _text(form, "instrument") or ""
+
+    def run() -> None:
+        count = get_instrument(instrument).item_count if instrument in rec.SESSION_SCALES else 0
+        raw = [_text(form, f"item{i}") for i in range(1, count + 1)]
+        if any(v is None for v in raw):
+            missing = next(i for i, v in enumerate(raw, 1) if v is None)
+            raise InvalidInput(f"item{missing}", f"Answer item {missing} of the {instrument}.")
+        data = rec.SessionScoreIn.model_validate(
+            {"instrument": instrument, "answers": [int(v) for v in raw if v is not None]}
+        )
+        rec.record_score(db, principal.actor, session_id, data)
+
+    return _act(request, db, principal, session_id, "scores", form, run)
+
+
+@router.post("/record/adverse-event")
+async def adverse_event(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
+) -> Response:
+    form = await request.form()
+    data = {
+        "code": _text(form, "code"),
+        "severity": _text(form, "severity"),
+        "serious": form.get("serious") == "yes",
+        "action": _text(form, "action"),
+        "outcome": _text(form, "outcome"),
+        "note": _text(form, "note"),
+    }
+    return _act(
+        request,
+        db,
+        principal,
+        session_id,
+        "adverse",
+        form,
+        lambda: rec.record_adverse_event(
+            db, principal.actor, session_id, _model(rec.AdverseEventIn, data)
+        ),
+    )
+
+
+@router.post("/alerts/{alert_id}/ack")
+async def acknowledge(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int, alert_id: int
+) -> Response:
+    form = await request.form()
+    return _act(
+        request,
+        db,
+        principal,
+        session_id,
+        "alerts",
+        form,
+        lambda: rec.acknowledge_alert(
+            db, principal.actor, session_id, alert_id, rec.AlertAckIn(action=form.get("action"))
+        ),
+        anchor="monitoring",
+    )
+
+
+def _discharge_form(form: FormData) -> dict[str, bool | None]:
+    return {name: _tristate(form, name) for name in DISCHARGE_FIELDS}
+
+
+@router.post("/discharge")
+async def discharge(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
+) -> Response:
+    """Evaluate the checklist and show it, criterion by criterion."""
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        result = rec.discharge_preview(
+            db, principal.actor, session_id, rec.DischargeForm(**_discharge_form(form))
+        )
+    except InvalidInput as exc:
+        return _page(
+            request,
+            db,
+            principal,
+            session_id,
+            status_code=422,
+            errors={"discharge": exc.message},
+            values=values,
+        )
+    return _page(request, db, principal, session_id, discharge=result, values=values)
+
+
+@router.post("/sign")
+async def sign(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
+) -> Response:
+    form = await request.form()
+    data = {
+        **_discharge_form(form),
+        "version": _text(form, "version"),
+        "override_reason": _text(form, "override_reason"),
+    }
+    return _act(
+        request,
+        db,
+        principal,
+        session_id,
+        "discharge",
+        form,
+        lambda: rec.sign_session(db, principal.actor, session_id, _model(rec.SignRequest, data)),
+    )
+
+
+@router.post("/amend")
+async def amend(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
+) -> Response:
+    form = await request.form()
+    return _act(
+        request,
+        db,
+        principal,
+        session_id,
+        "amend",
+        form,
+        lambda: rec.amend_session(
+            db, principal.actor, session_id, rec.AmendmentIn(text=_text(form, "text") or "")
+        ),
+    )

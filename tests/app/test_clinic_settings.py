@@ -1,0 +1,108 @@
+"""Clinic settings: they round-trip, decisions see the effective values, invalid overrides name
+the field, a stale version is a conflict, and only an administrator changes them."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from tests.conftest import ClinicWorld
+
+from ketacare.app.clinic_settings import (
+    ClinicSettingsIn,
+    effective_settings,
+    get_clinic_settings,
+    update_clinic_settings,
+)
+from ketacare.app.errors import Conflict, Forbidden, InvalidInput
+from ketacare.app.permissions import Role
+from ketacare.store.models import AuditEvent
+
+CHANGE = {
+    "calendar": {
+        "days": [3, 0, 1],
+        "opens": "07:30",
+        "closes": "15:00",
+        "closed_dates": ["2026-12-25", "2027-01-01"],
+    },
+    "monitoring": {"bp_hold_systolic": 170, "cbt_session_minutes": 45},
+    "require_second_check": True,
+    "change_note": "Medical director's memo of 2026-11-30 (clinic protocol v3).",
+}
+
+
+def test_settings_round_trip_and_feed_decisions(db: Session, world_a: ClinicWorld) -> None:
+    admin = world_a.actor(Role.ADMIN)
+    fresh = get_clinic_settings(db, world_a.actor(Role.NURSE))
+    assert fresh.version == 1 and fresh.monitoring == {} and fresh.calendar.days == [0, 1, 2, 3, 4]
+    saved = update_clinic_settings(db, admin, ClinicSettingsIn.model_validate(CHANGE), 1)
+    assert saved.version == 2
+    again = get_clinic_settings(db, world_a.actor(Role.THERAPIST))
+    assert again.calendar.days == [0, 1, 3]
+    assert (again.calendar.opens, again.calendar.closes) == (time(7, 30), time(15))
+    assert again.calendar.closed_dates == [date(2026, 12, 25), date(2027, 1, 1)]
+    assert again.monitoring == {"bp_hold_systolic": 170, "cbt_session_minutes": 45}
+    assert again.require_second_check is True
+    assert again.effective_monitoring["bp_hold_systolic"] == 170
+    assert again.effective_monitoring["bp_caution_systolic"] == 140  # the cited default
+    effective = effective_settings(db, world_a.clinic.id)
+    calendar = effective.clinic_calendar()
+    assert calendar.days == frozenset({0, 1, 3}) and calendar.tz == "America/Toronto"
+    assert effective.monitoring.cbt_session_minutes == 45
+    audit = db.scalars(select(AuditEvent).where(AuditEvent.action == "settings.update")).one()
+    assert audit.detail is not None
+    assert audit.detail["note"] == CHANGE["change_note"]
+    assert (
+        audit.detail["before"] is None
+        and audit.detail["after"]["monitoring"] == CHANGE["monitoring"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("monitoring", "field", "text"),
+    [
+        # Below the caution threshold of 140: the bands must rise.
+        ({"bp_hold_systolic": 130}, "monitoring", "systolic thresholds must rise"),
+        ({"bp_hold_systolic": 900}, "monitoring.bp_hold_systolic", "less than or equal to 250"),
+        ({"bp_hold_sistolic": 170}, "monitoring.bp_hold_sistolic", "Extra inputs"),
+        ({"cbt_window_start_hours": 80}, "monitoring", "CBT window must start before it ends"),
+    ],
+)
+def test_an_invalid_override_names_the_field(
+    db: Session, world_a: ClinicWorld, monitoring: dict[str, int], field: str, text: str
+) -> None:
+    data = ClinicSettingsIn.model_validate({"monitoring": monitoring})
+    with pytest.raises(InvalidInput) as info:
+        update_clinic_settings(db, world_a.actor(Role.ADMIN), data, 1)
+    assert info.value.field == field
+    assert text in info.value.message
+    assert get_clinic_settings(db, world_a.actor(Role.ADMIN)).version == 1
+
+
+def test_a_stale_version_is_a_conflict(db: Session, world_a: ClinicWorld) -> None:
+    admin = world_a.actor(Role.ADMIN)
+    update_clinic_settings(db, admin, ClinicSettingsIn(), 1)
+    with pytest.raises(Conflict):
+        update_clinic_settings(db, admin, ClinicSettingsIn.model_validate(CHANGE), 1)
+    assert get_clinic_settings(db, admin).monitoring == {}
+
+
+@pytest.mark.parametrize("role", [Role.PRESCRIBER, Role.NURSE, Role.THERAPIST, Role.RESEARCHER])
+def test_only_an_administrator_changes_settings(
+    db: Session, world_a: ClinicWorld, role: Role
+) -> None:
+    with pytest.raises(Forbidden):
+        update_clinic_settings(db, world_a.actor(role), ClinicSettingsIn.model_validate(CHANGE), 1)
+
+
+def test_each_clinic_has_its_own_settings(
+    db: Session, world_a: ClinicWorld, world_b: ClinicWorld
+) -> None:
+    update_clinic_settings(
+        db, world_a.actor(Role.ADMIN), ClinicSettingsIn.model_validate(CHANGE), 1
+    )
+    other = get_clinic_settings(db, world_b.actor(Role.NURSE))
+    assert other.version == 1 and other.monitoring == {}
+    assert effective_settings(db, world_b.clinic.id).require_second_check is False

@@ -1,0 +1,309 @@
+"""A dosing session from order to sign-off: the dose order, second-person check, dose start and
+end, scores, adverse events, alerts, discharge, sign-off sealing the record, amendments."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, text, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from tests.app.test_sessions import PASSING, scheduled
+from tests.conftest import ClinicWorld
+
+from ketacare.app import session_record as rec
+from ketacare.app import sessions as uc
+from ketacare.app.errors import Conflict, Forbidden, InvalidInput
+from ketacare.app.permissions import Role
+from ketacare.store.models import BodyMeasurement, Clinic, TreatmentSession
+from ketacare.store.types import utcnow
+
+ORDER = rec.OrderRequest(mg_per_kg=0.5, minutes=40, bag_volume_ml=100)
+
+
+def weigh(db: Session, world: ClinicWorld, kg: float = 70.0, days_ago: int = 1) -> None:
+    patient = world.patients[0]
+    db.add(
+        BodyMeasurement(
+            clinic_id=patient.clinic_id,
+            patient_id=patient.id,
+            measured_at=utcnow() - timedelta(days=days_ago),
+            weight_kg=kg,
+            height_cm=170.0,
+        )
+    )
+    db.commit()
+
+
+def running(db: Session, world: ClinicWorld) -> int:
+    sid = scheduled(db, world)
+    uc.start_session(
+        db,
+        world.actor(Role.NURSE),
+        sid,
+        uc.PreCheck(systolic=122, diastolic=76, heart_rate=72, **PASSING),  # type: ignore[arg-type]
+    )
+    return sid
+
+
+def test_the_order_is_calculated_from_the_latest_weight(db: Session, world_a: ClinicWorld) -> None:
+    weigh(db, world_a, 80.0, days_ago=20)
+    weigh(db, world_a, 70.0, days_ago=2)
+    sid = running(db, world_a)
+    order = rec.order_dose(db, world_a.actor(Role.PRESCRIBER), sid, ORDER)
+    assert order.status == "ordered"
+    assert order.dose_mg == 35.0
+    # The whole 100 mL bag over 40 minutes: 150 mL/h.
+    assert order.output["rate_ml_per_h"] == 150.0
+    assert order.inputs["weight_kg"] == 70.0
+    assert order.output["steps"], "the calculation is shown step by step"
+    assert order.output["settings"]["max_mg_per_kg"] == 1.0
+
+
+def test_no_weight_refuses_the_order_and_the_refusal_is_recorded(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    sid = running(db, world_a)
+    order = rec.order_dose(db, world_a.actor(Role.PRESCRIBER), sid, ORDER)
+    assert order.status == "refused"
+    assert order.dose_mg is None
+    assert [r["field"] for r in order.output["refusals"]] == ["weight_kg"]
+    assert rec.session_record(db, world_a.actor(Role.NURSE), sid).orders[0].status == "refused"
+    with pytest.raises(InvalidInput) as err:
+        rec.start_dose(db, world_a.actor(Role.NURSE), sid)
+    assert err.value.field == "order"
+
+
+def test_a_stale_weight_refuses_the_order(db: Session, world_a: ClinicWorld) -> None:
+    weigh(db, world_a, 70.0, days_ago=45)
+    sid = running(db, world_a)
+    order = rec.order_dose(db, world_a.actor(Role.PRESCRIBER), sid, ORDER)
+    assert order.status == "refused"
+    assert order.output["refusals"][0]["field"] == "weight_measured_on"
+
+
+def test_escalation_is_measured_from_the_last_dosed_session(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    weigh(db, world_a)
+    first = running(db, world_a)
+    rec.order_dose(db, world_a.actor(Role.PRESCRIBER), first, ORDER)
+    rec.start_dose(db, world_a.actor(Role.NURSE), first)
+    second = running(db, world_a)
+    jump = rec.OrderRequest(mg_per_kg=1.0, minutes=40, bag_volume_ml=100)
+    order = rec.order_dose(db, world_a.actor(Role.PRESCRIBER), second, jump)
+    assert order.status == "refused"
+    assert order.inputs["previous_mg_per_kg"] == 0.5
+    assert any(r["field"] == "mg_per_kg" for r in order.output["refusals"])
+    step = rec.OrderRequest(mg_per_kg=0.75, minutes=40, bag_volume_ml=100)
+    assert rec.order_dose(db, world_a.actor(Role.PRESCRIBER), second, step).status == "ordered"
+
+
+def test_only_a_prescriber_orders_and_a_second_person_verifies(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    weigh(db, world_a)
+    sid = running(db, world_a)
+    with pytest.raises(Forbidden):
+        rec.order_dose(db, world_a.actor(Role.NURSE), sid, ORDER)
+    order = rec.order_dose(db, world_a.actor(Role.PRESCRIBER), sid, ORDER)
+    with pytest.raises(InvalidInput) as err:
+        rec.verify_order(db, world_a.actor(Role.PRESCRIBER), sid, order.id)
+    assert err.value.field == "verified_by"
+    checked = rec.verify_order(db, world_a.actor(Role.NURSE), sid, order.id)
+    assert checked.verified_by == world_a.users[Role.NURSE].id
+    assert checked.verified_by_name == world_a.users[Role.NURSE].display_name
+
+
+def test_a_clinic_requiring_a_second_check_refuses_an_unverified_dose(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    clinic = db.get(Clinic, world_a.clinic.id)
+    assert clinic is not None
+    clinic.settings = {"require_second_check": True}
+    db.commit()
+    weigh(db, world_a)
+    sid = running(db, world_a)
+    order = rec.order_dose(db, world_a.actor(Role.PRESCRIBER), sid, ORDER)
+    with pytest.raises(InvalidInput) as err:
+        rec.start_dose(db, world_a.actor(Role.NURSE), sid)
+    assert "second person" in err.value.message
+    rec.verify_order(db, world_a.actor(Role.NURSE), sid, order.id)
+    assert rec.start_dose(db, world_a.actor(Role.NURSE), sid)["order_id"] == order.id
+
+
+def test_pause_resume_and_stop_need_reasons_and_keep_their_order(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    sid = running(db, world_a)
+    nurse = world_a.actor(Role.NURSE)
+    with pytest.raises(InvalidInput) as err:
+        uc.pause_session(db, nurse, sid, uc.ReasonIn(reason=""))
+    assert err.value.field == "reason"
+    assert uc.pause_session(db, nurse, sid, uc.ReasonIn(reason="BP 170/100")).status == "paused"
+    assert uc.resume_session(db, nurse, sid, uc.ReasonIn()).status == "in_progress"
+    stopped = uc.stop_session(db, nurse, sid, uc.ReasonIn(reason="Patient asked to stop"))
+    assert stopped.status == "stopped" and stopped.end_reason == "Patient asked to stop"
+    kinds = [e.kind for e in uc.get_session(db, nurse, sid).events]
+    assert kinds == ["started", "paused", "resumed", "stopped"]
+    # Monitoring goes on after an early stop.
+    batch = uc.VitalsBatch(samples=[{"measured_at": utcnow(), "heart_rate": 80}])  # type: ignore[list-item]
+    assert len(uc.ingest_vitals(db, nurse, sid, batch).stored) == 1
+
+
+def test_adverse_events_come_from_the_vocabulary(db: Session, world_a: ClinicWorld) -> None:
+    sid = running(db, world_a)
+    nurse = world_a.actor(Role.NURSE)
+    event = rec.record_adverse_event(
+        db,
+        nurse,
+        sid,
+        rec.AdverseEventIn(code="nausea", severity="mild", action="Ondansetron 4 mg IV"),
+    )
+    assert event.code == "nausea" and event.outcome == "ongoing"
+    with pytest.raises(ValueError, match="unknown adverse event"):
+        rec.AdverseEventIn(code="sneezing", severity="mild")
+    with pytest.raises(ValueError, match="note"):
+        rec.AdverseEventIn(code="other", severity="mild")
+
+
+def test_an_alert_is_acknowledged_once(db: Session, world_a: ClinicWorld) -> None:
+    sid = running(db, world_a)
+    nurse = world_a.actor(Role.NURSE)
+    batch = uc.VitalsBatch(samples=[{"measured_at": utcnow(), "systolic": 185, "diastolic": 90}])  # type: ignore[list-item]
+    alert = uc.ingest_vitals(db, nurse, sid, batch).alerts[0]
+    rec.acknowledge_alert(db, nurse, sid, alert.id, rec.AlertAckIn(action="Paused, rechecked"))
+    assert rec.session_record(db, nurse, sid).acknowledged_alert_ids == [alert.id]
+    with pytest.raises(InvalidInput):
+        rec.acknowledge_alert(db, nurse, sid, alert.id, rec.AlertAckIn(action="again"))
+
+
+def _dose_given(db: Session, world: ClinicWorld) -> int:
+    weigh(db, world)
+    sid = running(db, world)
+    rec.order_dose(db, world.actor(Role.PRESCRIBER), sid, ORDER)
+    rec.start_dose(db, world.actor(Role.NURSE), sid)
+    rec.end_dose(db, world.actor(Role.NURSE), sid)
+    return sid
+
+
+def _age_the_dose(db: Session, sid: int, minutes: int) -> None:
+    """Move dosing into the past, as if ``minutes`` of observation had passed."""
+    ended = utcnow() - timedelta(minutes=minutes)
+    db.execute(
+        update(TreatmentSession)
+        .where(TreatmentSession.id == sid)
+        .values(
+            dose_started_at=ended - timedelta(minutes=40),
+            dose_ended_at=ended,
+            version=TreatmentSession.version + 1,
+        )
+    )
+    db.commit()
+
+
+GOOD = {
+    "on_room_air": True,
+    "oriented": True,
+    "ambulating": True,
+    "escort_confirmed": True,
+    "driving_counselling_documented": True,
+}
+
+
+def _recovered(db: Session, world: ClinicWorld, sid: int) -> None:
+    nurse = world.actor(Role.NURSE)
+    batch = uc.VitalsBatch(
+        samples=[
+            {
+                "measured_at": utcnow() - timedelta(minutes=1),
+                "systolic": 126,
+                "diastolic": 80,
+                "heart_rate": 74,
+                "spo2": 98,
+            }
+        ]  # type: ignore[list-item]
+    )
+    uc.ingest_vitals(db, nurse, sid, batch)
+    rec.record_score(db, nurse, sid, rec.SessionScoreIn(instrument="moaas", answers=[5]))
+    rec.record_score(db, nurse, sid, rec.SessionScoreIn(instrument="cadss", answers=[0] * 23))
+
+
+def test_discharge_waits_for_the_observation_time(db: Session, world_a: ClinicWorld) -> None:
+    sid = _dose_given(db, world_a)
+    _age_the_dose(db, sid, 30)
+    _recovered(db, world_a, sid)
+    check = rec.discharge_preview(db, world_a.actor(Role.NURSE), sid, rec.DischargeForm(**GOOD))
+    statuses = {c["id"]: c["status"] for c in check["criteria"]}
+    assert statuses["observation_time"] == "not_met"
+    assert check["allowed"] is False
+    version = uc.get_session(db, world_a.actor(Role.NURSE), sid).version
+    with pytest.raises(InvalidInput) as err:
+        rec.sign_session(
+            db, world_a.actor(Role.NURSE), sid, rec.SignRequest(**GOOD, version=version)
+        )
+    assert err.value.field == "observation_time"
+
+
+def test_an_unanswered_criterion_is_unknown_never_met(db: Session, world_a: ClinicWorld) -> None:
+    sid = _dose_given(db, world_a)
+    _age_the_dose(db, sid, 90)
+    _recovered(db, world_a, sid)
+    form = {**GOOD, "escort_confirmed": None}
+    check = rec.discharge_preview(db, world_a.actor(Role.NURSE), sid, rec.DischargeForm(**form))
+    assert {c["id"]: c["status"] for c in check["criteria"]}["escort"] == "unknown"
+    assert check["allowed"] is False
+
+
+def test_sign_off_seals_the_session_and_amendments_follow(
+    db: Session, engine: Engine, world_a: ClinicWorld
+) -> None:
+    nurse = world_a.actor(Role.NURSE)
+    sid = _dose_given(db, world_a)
+    _age_the_dose(db, sid, 90)
+    _recovered(db, world_a, sid)
+    version = uc.get_session(db, nurse, sid).version
+    with pytest.raises(Conflict):
+        rec.sign_session(db, nurse, sid, rec.SignRequest(**GOOD, version=version - 1))
+    signed = rec.sign_session(db, nurse, sid, rec.SignRequest(**GOOD, version=version))
+    assert signed["discharge"]["allowed"] is True
+    detail = uc.get_session(db, nurse, sid)
+    assert detail.status == "completed" and detail.signed_at is not None
+    assert detail.discharge is not None and detail.discharge["inputs"]["moaas"] == 5
+
+    batch = uc.VitalsBatch(samples=[{"measured_at": utcnow(), "heart_rate": 80}])  # type: ignore[list-item]
+    with pytest.raises(InvalidInput):
+        uc.ingest_vitals(db, nurse, sid, batch)
+    with pytest.raises(InvalidInput):
+        rec.record_adverse_event(db, nurse, sid, rec.AdverseEventIn(code="nausea", severity="mild"))
+    # The database itself refuses, whoever connects.
+    with pytest.raises(DBAPIError), engine.begin() as conn:
+        conn.execute(text("UPDATE treatment_sessions SET status = 'x' WHERE id = :i"), {"i": sid})
+    with pytest.raises(DBAPIError), engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO vital_samples (clinic_id, session_id, measured_at, received_at, "
+                "heart_rate, source) VALUES (:c, :s, :t, :t, 70, 'manual')"
+            ),
+            {"c": world_a.clinic.id, "s": sid, "t": utcnow().replace(tzinfo=None)},
+        )
+    amendment = rec.amend_session(
+        db, nurse, sid, rec.AmendmentIn(text="Late entry: escort was the patient's sister.")
+    )
+    assert rec.session_record(db, nurse, sid).amendments[0].id == amendment.id
+
+
+def test_a_prescriber_may_sign_with_criteria_open_only_with_a_reason(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    sid = _dose_given(db, world_a)
+    version = uc.get_session(db, world_a.actor(Role.NURSE), sid).version
+    transfer = rec.SignRequest(
+        **GOOD, version=version, override_reason="Transferred to the emergency department"
+    )
+    with pytest.raises(Forbidden):
+        rec.sign_session(db, world_a.actor(Role.NURSE), sid, transfer)
+    out = rec.sign_session(db, world_a.actor(Role.PRESCRIBER), sid, transfer)
+    assert out["discharge"]["allowed"] is False
+    assert out["discharge"]["override_reason"] == "Transferred to the emergency department"
