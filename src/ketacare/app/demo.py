@@ -9,18 +9,19 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ketacare.app import audit
+from ketacare.app.clinic_settings import EffectiveSettings, effective_settings
+from ketacare.app.demo_treatment import Today, treat
 from ketacare.app.patients import Stage
 from ketacare.app.permissions import Actor, Role
-from ketacare.app.sessions import alert_row
 from ketacare.app.text import fold
 from ketacare.app.users import hash_password
 from ketacare.clinical.instruments import score
-from ketacare.clinical.monitoring import alerts, bp_gate
 from ketacare.store.models import (
     Assessment,
     BodyMeasurement,
@@ -30,9 +31,7 @@ from ketacare.store.models import (
     IntakeRecord,
     MedicationEntry,
     Patient,
-    TreatmentSession,
     User,
-    VitalSample,
 )
 
 DEMO_SLUG = "demo"
@@ -187,6 +186,8 @@ def load_demo(db: Session, *, now: datetime, seed: int = 2026) -> DemoResult:
         db.add(users[role])
     db.flush()
     nurse = users[Role.NURSE].id
+    settings = effective_settings(db, clinic.id)
+    in_course = 0
 
     for i, stage in enumerate(STAGES):
         female = i % 2 == 0
@@ -247,7 +248,9 @@ def load_demo(db: Session, *, now: datetime, seed: int = 2026) -> DemoResult:
                 )
             )
         db.flush()
-        _programme(db, rng, patient, stage, now, users)
+        today = Today(TODAY[in_course] if stage == Stage.IN_COURSE and in_course < 3 else None)
+        in_course += stage == Stage.IN_COURSE
+        _programme(db, rng, patient, stage, now, users, settings, today)
     system = Actor(clinic_id=clinic.id, role=Role.SYSTEM, label="demo-loader")
     db.add(
         audit.event(
@@ -259,6 +262,8 @@ def load_demo(db: Session, *, now: datetime, seed: int = 2026) -> DemoResult:
 
 
 # Stages whose patients have been through intake, sign-off and consent.
+# Today's sessions in the clinic, for the first three patients in their course.
+TODAY = ("running", "awaiting_signoff", "due")
 REVIEWED = {Stage.ELIGIBLE, Stage.INELIGIBLE, Stage.IN_COURSE, Stage.MAINTENANCE, Stage.DISCHARGED}
 TREATED = {Stage.IN_COURSE, Stage.MAINTENANCE, Stage.DISCHARGED}
 EXCLUSIONS = ["intracerebral_hemorrhage", "hypertension_uncontrolled", "ketamine_hypersensitivity"]
@@ -311,11 +316,16 @@ def _programme(
     stage: Stage,
     now: datetime,
     users: dict[Role, User],
+    settings: EffectiveSettings,
+    today: Today,
 ) -> None:
     from ketacare.app.intake import _evaluate, consent_text
 
     nurse, prescriber = users[Role.NURSE].id, users[Role.PRESCRIBER].id
-    started = now - timedelta(days=rng.randint(40, 120))
+    # Patients in their course started it a week or two ago; the others months ago.
+    course_days = rng.randint(8, 12) if stage == Stage.IN_COURSE else rng.randint(40, 120)
+    started = now - timedelta(days=course_days)
+    course_start = started.astimezone(ZoneInfo(settings.timezone)).date()
     intake_at = started - timedelta(days=14)
     if stage == Stage.INTAKE and patient.id % 3 == 0:
         return  # referred, nothing recorded yet
@@ -408,7 +418,7 @@ def _programme(
         )
     )
     if stage in TREATED:
-        _sessions(db, rng, patient, started, now, nurse)
+        treat(db, rng, patient, course_start, now, users, settings, today)
     if stage != Stage.INELIGIBLE:
         db.add(
             ConsentRecord(
@@ -420,62 +430,3 @@ def _programme(
                 recorded_at=intake_at + timedelta(days=5),
             )
         )
-
-
-def _sessions(
-    db: Session, rng: random.Random, patient: Patient, started: datetime, now: datetime, nurse: int
-) -> None:
-    """Past IV infusions, twice a week: pre-dose gate, vitals every 10 minutes for the 40-minute
-    infusion and the hour after, and the alerts those readings raise."""
-    day = started.replace(hour=15, minute=0, second=0, microsecond=0)
-    for number in range(rng.randint(2, 6)):
-        at = day + timedelta(days=3 * number + (number // 2))
-        if at + timedelta(hours=2) > now:
-            break
-        base_s, base_d = rng.randint(112, 136), rng.randint(68, 86)
-        baseline = {
-            "systolic": base_s,
-            "diastolic": base_d,
-            "heart_rate": rng.randint(62, 84),
-            "spo2": 98,
-            "respiratory_rate": 14,
-        }
-        session = TreatmentSession(
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            protocol_id="iv-ketamine",
-            scheduled_at=at,
-            status="completed",
-            baseline=baseline,
-            gate=bp_gate(base_s, base_d).to_json_dict(),
-            started_at=at,
-            ended_at=at + timedelta(minutes=100),
-            created_by=nurse,
-        )
-        db.add(session)
-        db.flush()
-        # Blood pressure peaks around 40 minutes, then returns towards baseline.
-        surge = rng.choice([8, 12, 16, 22, 45])
-        for minute in range(0, 101, 10):
-            shape = max(0.0, 1 - abs(minute - 40) / 50)
-            sample = {
-                "systolic": round(base_s + surge * shape + rng.uniform(-3, 3)),
-                "diastolic": round(base_d + surge * 0.6 * shape + rng.uniform(-2, 2)),
-                "heart_rate": round(baseline["heart_rate"] + 8 * shape + rng.uniform(-3, 3)),
-                "spo2": rng.choice([96, 97, 98, 98, 99]),
-                "respiratory_rate": rng.randint(12, 16),
-            }
-            vital = VitalSample(
-                clinic_id=patient.clinic_id,
-                session_id=session.id,
-                measured_at=at + timedelta(minutes=minute),
-                received_at=at + timedelta(minutes=minute, seconds=5),
-                source="device",
-                sample_key=f"demo-{session.id}-{minute}",
-                recorded_by=nurse,
-                **sample,
-            )
-            db.add(vital)
-            db.flush()
-            for a in alerts(sample, baseline):
-                db.add(alert_row(patient.clinic_id, session.id, vital.id, vital.received_at, a))

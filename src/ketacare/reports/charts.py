@@ -84,7 +84,12 @@ def _time_x(field: str, zone_name: str, *, bottom: bool) -> alt.X:
     only the bottom panel labels the shared axis."""
     axis = (
         alt.Axis(
-            format="%H:%M", title=f"Time ({zone_name})", labelOverlap="greedy", labelFlush=False
+            format="%H:%M",
+            title=f"Time ({zone_name})",
+            labelOverlap="greedy",
+            labelFlush=False,
+            # At least five minutes between ticks, however short the session so far.
+            tickMinStep=5 * 60 * 1000,
         )
         if bottom
         else alt.Axis(format="%H:%M", title=None, labels=False, ticks=False)

@@ -54,6 +54,8 @@ def _errors(exc: ValidationError) -> str:
 
 
 def _chart_spec(detail: uc.SessionDetail, monitoring: Any, tz: str) -> str:
+    if not detail.vitals:
+        return ""
     samples = [v.model_dump() for v in detail.vitals]
     alerts = [a.model_dump() for a in detail.alerts]
     window = (
