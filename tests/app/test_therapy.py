@@ -370,6 +370,21 @@ def test_the_cbt_window_counts_from_the_end_of_the_infusion(
     assert "24-72 h" in out.window.text
 
 
+def test_the_window_counts_from_the_end_of_dosing_not_from_sign_off(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    dose_end = datetime(2026, 3, 2, 11, 0, tzinfo=UTC)
+    sid = infusion(db, world_a, ended_at=dose_end + timedelta(hours=2))
+    row = db.get(TreatmentSession, sid)
+    assert row is not None
+    row.dose_started_at, row.dose_ended_at = dose_end - timedelta(minutes=40), dose_end
+    db.commit()
+    # 23 h after sign-off, but 25 h after the infusion ended: inside the window.
+    out = schedule(db, world_a, dose_end + timedelta(hours=25), follows=sid)
+    assert out.window is not None and out.window.inside
+    assert out.window.anchor_at == dose_end and out.window.hours_after == pytest.approx(25)
+
+
 def test_without_an_end_the_window_counts_from_the_scheduled_time(
     db: Session, world_a: ClinicWorld
 ) -> None:

@@ -156,6 +156,24 @@ def _validate(data: ClinicSettingsIn) -> None:
             ) from None
 
 
+CHANGE_NOTE_MISSING = (
+    "A clinical value changes: say why in the change note, with the source (e.g. the "
+    "clinic's protocol or a guideline)."
+)
+
+
+def _clinical_change(current: EffectiveSettings, data: ClinicSettingsIn) -> bool:
+    """Whether the values decisions are made with would change (the calendar is not one)."""
+    monitoring = MonitoringSettings.model_validate(
+        {**MonitoringSettings.defaults().template_values(), **data.monitoring}
+    )
+    return (
+        monitoring != current.monitoring
+        or data.dosing != current.dosing_overrides
+        or data.require_second_check != current.require_second_check
+    )
+
+
 def get_clinic_settings(db: Session, actor: Actor) -> ClinicSettingsOut:
     with audited(db, actor, "settings.view"):
         require(actor, Permission.PATIENT_READ)
@@ -173,7 +191,9 @@ def get_clinic_settings(db: Session, actor: Actor) -> ClinicSettingsOut:
 def update_clinic_settings(
     db: Session, actor: Actor, data: ClinicSettingsIn, version: int
 ) -> ClinicSettingsOut:
-    """Replace the clinic's settings; ``version`` must be the one read (no lost update)."""
+    """Replace the clinic's settings; ``version`` must be the one read (no lost update). A
+    change to a clinical value needs a change note; the trail keeps it with the values before
+    and after."""
     with audited(db, actor, "settings.update") as note:
         require(actor, Permission.SETTINGS_MANAGE)
         clinic = db.scalar(select(Clinic).where(Clinic.id == actor.clinic_id))
@@ -181,6 +201,10 @@ def update_clinic_settings(
         if clinic.settings_version != version:
             raise Conflict("The clinic's settings changed since you opened them: reload them.")
         _validate(data)
+        if not (data.change_note or "").strip() and _clinical_change(
+            _effective(clinic, clinic.settings), data
+        ):
+            raise InvalidInput("change_note", CHANGE_NOTE_MISSING)
         before = clinic.settings
         clinic.settings = data.model_dump(mode="json", exclude={"change_note"})
         clinic.settings_version = version + 1

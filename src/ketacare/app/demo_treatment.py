@@ -326,9 +326,19 @@ def _infusion(
 ) -> None:
     """One infusion from pre-dose checks to sign-off (or up to ``until`` for today's)."""
     rng, patient = p.rng, p.patient
-    started = _start(db, p, row, at, staff)
-    _order(db, p, row, at, started["weight"], STEPS[min(number, len(STEPS)) - 1], staff)
-    dose_at = at + timedelta(minutes=8)
+    # Checks and the order in the quarter hour before the appointment; dosing on time, so the
+    # infusion ends when the planner expected and the CBT session falls in its window.
+    started = _start(db, p, row, at - timedelta(minutes=15), staff)
+    _order(
+        db,
+        p,
+        row,
+        at - timedelta(minutes=15),
+        started["weight"],
+        STEPS[min(number, len(STEPS)) - 1],
+        staff,
+    )
+    dose_at = at
     dose_end = dose_at + timedelta(minutes=DOSE_MINUTES)
     last = until or dose_end + timedelta(minutes=OBSERVE_MINUTES)
     row.dose_started_at = dose_at
@@ -505,7 +515,7 @@ def _therapy_note(
     window = window_status(
         infusion.id,
         row.scheduled_at,
-        infusion.ended_at,
+        infusion.dose_ended_at,
         infusion.scheduled_at,
         settings.monitoring.cbt_window_start_hours,
         settings.monitoring.cbt_window_end_hours,
@@ -569,8 +579,8 @@ def treat(
         row = min(upcoming, key=lambda r: r.scheduled_at)
         number = row.number or 1
         if today.kind == "running":
-            # Dosing for 37 minutes; the 30-minute reading rose 40 mmHg over baseline.
-            row.scheduled_at = now - timedelta(minutes=45)
+            # Dosing for 35 minutes; the 30-minute reading rose 40 mmHg over baseline.
+            row.scheduled_at = now - timedelta(minutes=35)
             _infusion(db, p, row, row.scheduled_at, number, staff, until=now, surge=56)
         elif today.kind == "awaiting_signoff":
             row.scheduled_at = now - timedelta(minutes=130)

@@ -388,9 +388,10 @@ def programme_summary(db: Session, actor: Actor, patient_id: int) -> ProgrammeSu
         require(actor, Permission.PATIENT_READ)
         patient = _scoped_patient(db, actor, patient_id)
         intake_row = _latest_intake(db, patient.id)
+        # Ratings made during a dosing session (MOAA/S, CADSS) are shown on that session.
         assessments = db.scalars(
             select(Assessment)
-            .where(Assessment.patient_id == patient.id)
+            .where(Assessment.patient_id == patient.id, Assessment.session_id.is_(None))
             .order_by(Assessment.administered_at.desc(), Assessment.id.desc())
             .limit(30)
         ).all()

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -418,7 +418,13 @@ class _Window:
     end: int
 
 
-Infusion = tuple[datetime | None, datetime]  # the dosing session's ended_at, scheduled_at
+# When the dosing session's infusion ended (None: not recorded), and its scheduled time.
+Infusion = tuple[datetime | None, datetime]
+
+
+def _dosing_end(session: Any) -> Any:
+    """The CBT window counts from the end of dosing; a session without it, from its end."""
+    return func.coalesce(session.dose_ended_at, session.ended_at)
 
 
 def _settings(db: Session, clinic_id: int) -> tuple[_Window, ZoneInfo]:
@@ -486,9 +492,9 @@ def _infusion(db: Session, clinic_id: int, session_id: int | None) -> Infusion |
     if session_id is None:
         return None
     found = db.execute(
-        select(TreatmentSession.ended_at, TreatmentSession.scheduled_at).where(
-            TreatmentSession.id == session_id, TreatmentSession.clinic_id == clinic_id
-        )
+        select(
+            _dosing_end(TreatmentSession).label("ended_at"), TreatmentSession.scheduled_at
+        ).where(TreatmentSession.id == session_id, TreatmentSession.clinic_id == clinic_id)
     ).first()
     return (found.ended_at, found.scheduled_at) if found else None
 
@@ -581,8 +587,8 @@ def schedule_therapy(db: Session, actor: Actor, patient_id: int, data: TherapyCr
                     f"No dosing session {data.follows_session_id} for this patient: choose one "
                     "of the patient's own sessions, or leave it empty.",
                 )
-            infusion = (dosing.ended_at, dosing.scheduled_at)
-            if data.scheduled_at < (dosing.ended_at or dosing.scheduled_at):
+            infusion = (dosing.dose_ended_at or dosing.ended_at, dosing.scheduled_at)
+            if data.scheduled_at < (infusion[0] or dosing.scheduled_at):
                 raise InvalidInput(
                     "scheduled_at", "The therapy session is before the infusion it follows."
                 )
@@ -728,7 +734,7 @@ def _entries(db: Session, actor: Actor, patient_id: int, win: _Window) -> list[T
     rows = db.execute(
         select(
             TherapySession,
-            inf.ended_at.label("inf_ended_at"),
+            _dosing_end(inf).label("inf_ended_at"),
             inf.scheduled_at.label("inf_scheduled_at"),
         )
         .outerjoin(
@@ -827,7 +833,7 @@ def get_therapy(db: Session, actor: Actor, therapy_id: int) -> TherapyDetail:
             )
             if dosing is not None:
                 follows = InfusionRef.model_validate(dosing)
-                infusion = (dosing.ended_at, dosing.scheduled_at)
+                infusion = (dosing.dose_ended_at or dosing.ended_at, dosing.scheduled_at)
         # The chain this row belongs to: the same patient's rows, grouped by amendment.
         siblings = db.scalars(
             select(TherapySession).where(
@@ -914,7 +920,7 @@ def worklist(
                 Patient.mrn,
                 Patient.family_name,
                 Patient.given_name,
-                inf.ended_at.label("inf_ended_at"),
+                _dosing_end(inf).label("inf_ended_at"),
                 inf.scheduled_at.label("inf_scheduled_at"),
             )
             .join(

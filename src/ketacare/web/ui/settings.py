@@ -13,7 +13,6 @@ from starlette.datastructures import FormData
 from ketacare.app import clinic_settings as uc
 from ketacare.app.errors import Conflict, InvalidInput
 from ketacare.knowledge.protocol_defs import load_monitoring
-from ketacare.web.api.clinic import save_settings
 from ketacare.web.auth import CurrentPrincipal, DbSession, Principal
 from ketacare.web.ui.interactions import references
 from ketacare.web.ui.render import render
@@ -139,7 +138,7 @@ async def save_settings_form(
             errors = {"form": "The form has no settings version: reload the page."}
         else:
             try:
-                save_settings(db, principal.actor, data, int(version))
+                uc.update_clinic_settings(db, principal.actor, data, int(version))
                 return RedirectResponse("/admin/settings?saved=true", status_code=303)
             except InvalidInput as exc:
                 errors = {exc.field: exc.message}
