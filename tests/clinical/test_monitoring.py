@@ -6,6 +6,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ketacare.clinical.monitoring import (
     DischargeInputs,
@@ -13,6 +15,7 @@ from ketacare.clinical.monitoring import (
     VitalSignError,
     VitalSigns,
     alerts,
+    alerts_for_samples,
     bp_gate,
     discharge_check,
     validate_vitals,
@@ -405,3 +408,23 @@ def test_screening_and_pre_dose_blood_pressure_bands_agree() -> None:
         for axis in ("systolic", "diastolic"):
             name = f"bp_{band}_{axis}"
             assert getattr(screening, name) == getattr(pre_dose, name), name
+
+
+_reading = st.fixed_dictionaries(
+    {},
+    optional={
+        "systolic": st.integers(120, 260),
+        "diastolic": st.integers(40, 119),
+        "heart_rate": st.integers(30, 200),
+        "spo2": st.integers(70, 100),
+        "respiratory_rate": st.integers(5, 40),
+    },
+)
+
+
+@given(st.lists(_reading, max_size=8))
+def test_a_batch_raises_exactly_the_alerts_of_its_samples_one_by_one(
+    samples: list[dict[str, int]],
+) -> None:
+    baseline = {"systolic": 122, "diastolic": 78, "heart_rate": 70}
+    assert alerts_for_samples(samples, baseline) == [alerts(s, baseline) for s in samples]

@@ -26,7 +26,7 @@ from ketacare.clinical.monitoring import (
     Alert,
     VitalSignError,
     VitalSigns,
-    alerts,
+    alerts_for_samples,
     bp_gate,
     validate_vitals,
 )
@@ -475,10 +475,13 @@ def ingest_vitals(db: Session, actor: Actor, session_id: int, batch: VitalsBatch
                 stored.append((by_key[key], values))
             else:
                 duplicates.append(index)
+        found = alerts_for_samples(
+            [{k: values[k] for k in READINGS} for _, values in stored], baseline, monitoring
+        )
         raised = [
             alert_row(row.clinic_id, row.id, vital_id, now, a)
-            for vital_id, values in stored
-            for a in alerts({k: values[k] for k in READINGS}, baseline, monitoring)
+            for (vital_id, _), sample_alerts in zip(stored, found, strict=True)
+            for a in sample_alerts
         ]
         db.add_all(raised)
         db.flush()

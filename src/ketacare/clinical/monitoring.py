@@ -10,7 +10,7 @@ turned into an alert: an entry error must be corrected, not acted on.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, Literal, Self
@@ -390,13 +390,32 @@ def alerts(
     the rise rule for that field is not evaluated. Where two rules of the same kind fire on one
     field (SpO2 below 92 and below 88), only the more severe is returned.
     """
+    return alerts_for_samples([sample], baseline, settings)[0]
+
+
+def alerts_for_samples(
+    samples: Sequence[VitalSigns | Mapping[str, Any]],
+    baseline: VitalSigns | Mapping[str, Any] | None = None,
+    settings: MonitoringSettings | None = None,
+) -> list[list[Alert]]:
+    """:func:`alerts` for each sample of a batch, in order (the baseline and the settings are
+    read once for the whole batch)."""
     settings = settings or MonitoringSettings.defaults()
-    vitals = VitalSigns.coerce(sample)
     before = VitalSigns.coerce(baseline)
-    _require_valid(vitals)
     _require_valid(before, "baseline.")
     values = settings.template_values()
     version = knowledge_version()
+    out = []
+    for sample in samples:
+        vitals = VitalSigns.coerce(sample)
+        _require_valid(vitals)
+        out.append(_alerts(vitals, before, values, version))
+    return out
+
+
+def _alerts(
+    vitals: VitalSigns, before: VitalSigns, values: Mapping[str, Any], version: str
+) -> list[Alert]:
     raised: list[Alert] = []
     for rule in load_monitoring().alerts:
         value = getattr(vitals, rule.field)
@@ -433,6 +452,8 @@ def alerts(
                 knowledge_version=version,
             )
         )
+    if not raised:
+        return raised
     kinds = {r.code: r.kind for r in load_monitoring().alerts}
     worst: dict[tuple[str, str], Alert] = {}
     for alert in raised:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Row, Table, create_engine, event
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, Row, Table, create_engine, event, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -40,16 +42,36 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
 
 
+# PostgreSQL array type for a column's Python type, for inserting a batch as arrays.
+_PG_ARRAY = {int: "int8", float: "float8", str: "text", bool: "bool", datetime: "timestamptz"}
+
+
+def _python_type(column_type: TypeEngine[Any]) -> type:
+    impl = column_type.impl if isinstance(column_type, TypeDecorator) else column_type
+    return impl.python_type
+
+
 def insert_new(
     db: Session, table: Table, rows: list[dict[str, Any]], *, returning: tuple[str, ...]
 ) -> list[Row[Any]]:
-    """Insert ``rows``, silently skipping those that collide with a unique constraint, and
-    return the given columns of the rows actually inserted. One statement, atomic against a
-    concurrent insert of the same keys (ON CONFLICT DO NOTHING on SQLite and PostgreSQL)."""
+    """Insert ``rows`` (all with the same keys), silently skipping those that collide with a
+    unique constraint, and return the given columns of the rows actually inserted. One
+    statement, atomic against a concurrent insert of the same keys (ON CONFLICT DO NOTHING).
+
+    On PostgreSQL the batch travels as one array per column through ``unnest``: a short
+    statement the driver prepares once, instead of a new one with a placeholder per value."""
     if not rows:
         return []
-    dialect = db.get_bind().dialect.name
-    build = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    stmt = build(table).on_conflict_do_nothing()
+    if db.get_bind().dialect.name == "postgresql":
+        names = list(rows[0])
+        casts = ", ".join(
+            f"CAST(:{n} AS {_PG_ARRAY[_python_type(table.c[n].type)]}[])" for n in names
+        )
+        statement = text(
+            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({casts}) "  # noqa: S608 (names from the table, values bound)
+            f"ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
+        )
+        return list(db.execute(statement, {n: [r[n] for r in rows] for n in names}))
+    stmt = sqlite.insert(table).on_conflict_do_nothing()
     stmt = stmt.returning(*(table.c[name] for name in returning))
     return list(db.execute(stmt, rows))
