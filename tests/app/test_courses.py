@@ -272,7 +272,10 @@ def test_planning_creates_a_row_per_session_at_the_planned_times(
 
 def test_the_clinics_cbt_length_and_window_are_used(db: Session, world_a: ClinicWorld) -> None:
     data = ClinicSettingsIn.model_validate(
-        {"monitoring": {"cbt_session_minutes": 45, "cbt_window_end_hours": 48}}
+        {
+            "monitoring": {"cbt_session_minutes": 45, "cbt_window_end_hours": 48},
+            "change_note": "Shorter CBT sessions within two days, per the clinic's protocol.",
+        }
     )
     update_clinic_settings(db, world_a.actor(Role.ADMIN), data, 1)
     ready(db, world_a.patients[0])
