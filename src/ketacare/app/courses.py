@@ -404,6 +404,34 @@ def _therapy_row(
     )
 
 
+def store_plan(
+    db: Session, patient: Patient, plan: planner.CoursePlan, actor: Actor, now: datetime
+) -> tuple[TreatmentCourse, dict[int, TreatmentSession], list[TherapySession]]:
+    """The course row and one row per planned dosing and CBT session (inside the caller's
+    transaction)."""
+    course = TreatmentCourse(
+        clinic_id=patient.clinic_id,
+        patient_id=patient.id,
+        protocol_id=plan.protocol,
+        start_date=plan.start,
+        status="active",
+        plan=plan.to_json_dict(),
+        revision=plan.revision,
+        created_by=actor.user_id,
+        created_at=now,
+        updated_at=now,
+    )
+    db.add(course)
+    db.flush()
+    infusions = {s.number: _infusion_row(course, s, actor) for s in plan.infusion_sessions}
+    db.add_all(infusions.values())
+    db.flush()
+    therapy = [_therapy_row(course, s, infusions.get(s.number), actor) for s in plan.cbt_sessions]
+    db.add_all(therapy)
+    db.flush()
+    return course, infusions, therapy
+
+
 # --- use-cases -----------------------------------------------------------------------------
 
 
@@ -453,26 +481,7 @@ def plan_course(db: Session, actor: Actor, patient_id: int, data: CourseCreate) 
         if _before(plan, now):
             # Today's slots that have passed cannot be used: start on the next open day.
             plan = _new_plan(settings, data, data.start_date + timedelta(days=1))
-        course = TreatmentCourse(
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            protocol_id=plan.protocol,
-            start_date=plan.start,
-            status="active",
-            plan=plan.to_json_dict(),
-            revision=plan.revision,
-            created_by=actor.user_id,
-            created_at=now,
-            updated_at=now,
-        )
-        db.add(course)
-        db.flush()
-        infusions = {s.number: _infusion_row(course, s, actor) for s in plan.infusion_sessions}
-        db.add_all(infusions.values())
-        db.flush()
-        db.add_all(
-            _therapy_row(course, s, infusions.get(s.number), actor) for s in plan.cbt_sessions
-        )
+        course, _infusions, _therapy = store_plan(db, patient, plan, actor, now)
         # Bumping the patient's version also serialises two plans racing for one patient.
         patient.stage = Stage.IN_COURSE.value
         patient.updated_at = now

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ketacare.app.clinic_settings import EffectiveSettings
-from ketacare.app.courses import CourseCreate, _infusion_row, _new_plan, _therapy_row
+from ketacare.app.courses import CourseCreate, _new_plan, store_plan
 from ketacare.app.permissions import Actor, Role
 from ketacare.app.sessions import alert_row
 from ketacare.app.therapy import TherapyNote, window_status
@@ -39,7 +39,6 @@ from ketacare.store.models import (
     Patient,
     SessionEvent,
     TherapySession,
-    TreatmentCourse,
     TreatmentSession,
     User,
     VitalSample,
@@ -546,29 +545,10 @@ def treat(
     plan = _new_plan(
         settings, CourseCreate(protocol_id=PROTOCOL, start_date=course_start), course_start
     )
-    course = TreatmentCourse(
-        clinic_id=patient.clinic_id,
-        patient_id=patient.id,
-        protocol_id=plan.protocol,
-        start_date=plan.start,
-        status="active",
-        plan=plan.to_json_dict(),
-        revision=plan.revision,
-        created_by=staff.prescriber,
-        created_at=datetime.combine(course_start, datetime.min.time(), tzinfo=now.tzinfo)
-        - timedelta(days=2),
-        updated_at=now,
+    planned_at = datetime.combine(course_start, datetime.min.time(), tzinfo=now.tzinfo)
+    course, rows, therapy = store_plan(
+        db, patient, plan, planner_actor, planned_at - timedelta(days=2)
     )
-    db.add(course)
-    db.flush()
-    rows = {s.number: _infusion_row(course, s, planner_actor) for s in plan.infusion_sessions}
-    db.add_all(rows.values())
-    db.flush()
-    therapy = [
-        _therapy_row(course, s, rows.get(s.number), planner_actor) for s in plan.cbt_sessions
-    ]
-    db.add_all(therapy)
-    db.flush()
     p = _Patient(db, rng, patient, settings)
     upcoming = [r for r in rows.values() if r.scheduled_at > now - timedelta(hours=3)]
     for number, row in sorted(rows.items()):

@@ -15,7 +15,7 @@ from ketacare.app.errors import Conflict, InvalidInput
 from ketacare.knowledge.protocol_defs import load_protocols
 from ketacare.web.api.courses import ics_response
 from ketacare.web.auth import CurrentPrincipal, DbSession, Principal
-from ketacare.web.ui.render import render
+from ketacare.web.ui.render import form_text, render
 
 router = APIRouter(prefix="/patients/{patient_id}")
 
@@ -30,11 +30,6 @@ def plannable_protocols() -> list[dict[str, Any]]:
         for p in load_protocols().values()
         if p.plannable
     ]
-
-
-def _text(form: FormData, name: str) -> str | None:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _errors(exc: ValidationError) -> dict[str, str]:
@@ -104,9 +99,9 @@ async def plan_course(
 ) -> Response:
     form = await request.form()
     raw = {
-        "protocol_id": _text(form, "protocol_id") or "iv-ketamine",
-        "start_date": _text(form, "start_date"),
-        "infusions": _text(form, "infusions"),
+        "protocol_id": form_text(form, "protocol_id") or "iv-ketamine",
+        "start_date": form_text(form, "start_date"),
+        "infusions": form_text(form, "infusions"),
         "cbt": form.get("cbt") == "on",
     }
     data, errors = _parse(uc.CourseCreate, raw)
@@ -122,7 +117,7 @@ async def plan_course(
 
 
 def _course_id(form: FormData) -> int:
-    value = _text(form, "course_id") or ""
+    value = form_text(form, "course_id") or ""
     if not value.isdigit():
         raise InvalidInput("course_id", "The form does not name a course: reload the chart.")
     return int(value)
@@ -134,10 +129,10 @@ async def replan_course(
 ) -> Response:
     form = await request.form()
     raw = {
-        "version": _text(form, "version"),
+        "version": form_text(form, "version"),
         "missed": [m for m in form.getlist("missed") if isinstance(m, str) and m.strip()],
-        "reason": _text(form, "reason"),
-        "from_date": _text(form, "from_date"),
+        "reason": form_text(form, "reason"),
+        "from_date": form_text(form, "from_date"),
     }
     data, errors = _parse(uc.ReplanRequest, raw)
     status_code = 422
@@ -165,7 +160,7 @@ async def stop_course(
     request: Request, db: DbSession, principal: CurrentPrincipal, patient_id: int
 ) -> Response:
     form = await request.form()
-    raw = {"version": _text(form, "version"), "reason": _text(form, "reason")}
+    raw = {"version": form_text(form, "version"), "reason": form_text(form, "reason")}
     data, errors = _parse(uc.StopRequest, raw)
     status_code = 422
     if data is not None:

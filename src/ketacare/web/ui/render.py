@@ -36,6 +36,12 @@ def render(
     )
 
 
+def form_text(form: FormData, name: str) -> str | None:
+    """A submitted text field, stripped; None when absent or blank."""
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
 def parse_form(model: type[M], form: FormData, **extra: Any) -> tuple[M | None, dict[str, str]]:
     """Validate a submitted form with the same model the API uses; errors keyed by field."""
     raw: dict[str, Any] = {

@@ -27,7 +27,7 @@ from ketacare.knowledge.session_defs import load_session_checks
 from ketacare.reports.charts import spec_json, vitals_chart
 from ketacare.store.types import utcnow
 from ketacare.web.auth import CurrentPrincipal, DbSession, Principal
-from ketacare.web.ui.render import render
+from ketacare.web.ui.render import form_text, render
 
 router = APIRouter(prefix="/sessions/{session_id}")
 # The day's worklist lives beside the session screens.
@@ -36,13 +36,8 @@ list_router = APIRouter()
 DISCHARGE_FIELDS = tuple(rec.DischargeForm.model_fields)
 
 
-def _text(form: FormData, name: str) -> str | None:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
 def _tristate(form: FormData, name: str) -> bool | None:
-    return {"yes": True, "no": False}.get(_text(form, name) or "")
+    return {"yes": True, "no": False}.get(form_text(form, name) or "")
 
 
 def _errors(exc: ValidationError) -> str:
@@ -227,14 +222,14 @@ async def start(
     request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
 ) -> Response:
     form = await request.form()
-    readings = {k: _text(form, k) for k in uc.READINGS}
+    readings = {k: form_text(form, k) for k in uc.READINGS}
     data = {
         **readings,
-        "fasting": _text(form, "fasting"),
-        "escort": _text(form, "escort"),
-        "pregnancy": _text(form, "pregnancy"),
+        "fasting": form_text(form, "fasting"),
+        "escort": form_text(form, "escort"),
+        "pregnancy": form_text(form, "pregnancy"),
         "acknowledge_caution": form.get("acknowledge_caution") == "yes",
-        "override_reason": _text(form, "override_reason"),
+        "override_reason": form_text(form, "override_reason"),
     }
     return _act(
         request,
@@ -252,12 +247,12 @@ async def order(
     request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
 ) -> Response:
     form = await request.form()
-    basis = _text(form, "basis")
-    amount = _text(form, "basis_value")
+    basis = form_text(form, "basis")
+    amount = form_text(form, "basis_value")
     data = {
-        "mg_per_kg": _text(form, "mg_per_kg"),
-        "minutes": _text(form, "minutes"),
-        "dose_mg": _text(form, "dose_mg"),
+        "mg_per_kg": form_text(form, "mg_per_kg"),
+        "minutes": form_text(form, "minutes"),
+        "dose_mg": form_text(form, "dose_mg"),
         "concentration_mg_per_ml": amount if basis == "concentration" else None,
         "bag_volume_ml": amount if basis == "bag" else None,
     }
@@ -327,7 +322,7 @@ def _transition(
         request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
     ) -> Response:
         form = await request.form()
-        reason = uc.ReasonIn(reason=_text(form, "reason"))
+        reason = uc.ReasonIn(reason=form_text(form, "reason"))
         return _act(
             request,
             db,
@@ -354,7 +349,7 @@ async def vitals(
     request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
 ) -> Response:
     form = await request.form()
-    sample = {k: _text(form, k) for k in uc.READINGS}
+    sample = {k: form_text(form, k) for k in uc.READINGS}
 
     def run() -> None:
         batch = uc.VitalsBatch.model_validate(
@@ -377,11 +372,11 @@ async def score(
     request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
 ) -> Response:
     form = await request.form()
-    instrument = _text(form, "instrument") or ""
+    instrument = form_text(form, "instrument") or ""
 
     def run() -> None:
         count = get_instrument(instrument).item_count if instrument in rec.SESSION_SCALES else 0
-        raw = [_text(form, f"item{i}") for i in range(1, count + 1)]
+        raw = [form_text(form, f"item{i}") for i in range(1, count + 1)]
         if any(v is None for v in raw):
             missing = next(i for i, v in enumerate(raw, 1) if v is None)
             raise InvalidInput(f"item{missing}", f"Answer item {missing} of the {instrument}.")
@@ -399,12 +394,12 @@ async def adverse_event(
 ) -> Response:
     form = await request.form()
     data = {
-        "code": _text(form, "code"),
-        "severity": _text(form, "severity"),
+        "code": form_text(form, "code"),
+        "severity": form_text(form, "severity"),
         "serious": form.get("serious") == "yes",
-        "action": _text(form, "action"),
-        "outcome": _text(form, "outcome"),
-        "note": _text(form, "note"),
+        "action": form_text(form, "action"),
+        "outcome": form_text(form, "outcome"),
+        "note": form_text(form, "note"),
     }
     return _act(
         request,
@@ -473,8 +468,8 @@ async def sign(
     form = await request.form()
     data = {
         **_discharge_form(form),
-        "version": _text(form, "version"),
-        "override_reason": _text(form, "override_reason"),
+        "version": form_text(form, "version"),
+        "override_reason": form_text(form, "override_reason"),
     }
     return _act(
         request,
@@ -500,6 +495,6 @@ async def amend(
         "amend",
         form,
         lambda: rec.amend_session(
-            db, principal.actor, session_id, rec.AmendmentIn(text=_text(form, "text") or "")
+            db, principal.actor, session_id, rec.AmendmentIn(text=form_text(form, "text") or "")
         ),
     )

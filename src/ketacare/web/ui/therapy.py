@@ -16,7 +16,7 @@ from ketacare.app import therapy as uc
 from ketacare.app.errors import Conflict, InvalidInput
 from ketacare.knowledge.therapy_defs import load_therapy
 from ketacare.web.auth import CurrentPrincipal, DbSession, Principal
-from ketacare.web.ui.render import render
+from ketacare.web.ui.render import form_text, render
 
 router = APIRouter()
 
@@ -32,22 +32,17 @@ def _errors(exc: ValidationError) -> dict[str, str]:
     return errors
 
 
-def _text(form: FormData, name: str) -> str | None:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
 def _note_from_form(form: FormData) -> dict[str, Any]:
-    asked = _text(form, "risk_asked")
+    asked = form_text(form, "risk_asked")
     return {
-        **{name: _text(form, name) for name in NOTE_TEXT},
-        "plan_next": _text(form, "plan_next"),
+        **{name: form_text(form, name) for name in NOTE_TEXT},
+        "plan_next": form_text(form, "plan_next"),
         "techniques": [v for v in form.getlist("techniques") if isinstance(v, str)],
         "risk_check": {
             "asked": {"yes": True, "no": False}.get(asked or "", asked),
-            "result": _text(form, "risk_result"),
-            "action": _text(form, "risk_action"),
-            "not_asked_reason": _text(form, "risk_not_asked_reason"),
+            "result": form_text(form, "risk_result"),
+            "action": form_text(form, "risk_action"),
+            "not_asked_reason": form_text(form, "risk_not_asked_reason"),
         },
     }
 
@@ -130,7 +125,7 @@ async def save_note(
     """Save the draft; with ``action=sign``, sign it right after saving."""
     form = await request.form()
     sign = form.get("action") == "sign"
-    raw = {**_note_from_form(form), "version": _text(form, "version")}
+    raw = {**_note_from_form(form), "version": form_text(form, "version")}
     errors: dict[str, str] = {}
     status_code = 422
     try:
@@ -165,7 +160,7 @@ async def amend(
     request: Request, db: DbSession, principal: CurrentPrincipal, therapy_id: int
 ) -> Response:
     form = await request.form()
-    raw = {**_note_from_form(form), "reason": _text(form, "reason")}
+    raw = {**_note_from_form(form), "reason": form_text(form, "reason")}
     errors: dict[str, str] = {}
     status_code = 422
     try:
@@ -196,7 +191,7 @@ async def cancel(
     request: Request, db: DbSession, principal: CurrentPrincipal, therapy_id: int
 ) -> Response:
     form = await request.form()
-    raw = {k: _text(form, k) for k in ("status", "reason", "version")}
+    raw = {k: form_text(form, k) for k in ("status", "reason", "version")}
     errors: dict[str, str] = {}
     status_code = 422
     try:
@@ -262,9 +257,9 @@ async def schedule(
 ) -> Response:
     form = await request.form()
     raw = {
-        "scheduled_at": _local_input(_text(form, "scheduled_at"), principal.tz),
-        "follows_session_id": _text(form, "follows_session_id"),
-        "minutes": _text(form, "minutes"),
+        "scheduled_at": _local_input(form_text(form, "scheduled_at"), principal.tz),
+        "follows_session_id": form_text(form, "follows_session_id"),
+        "minutes": form_text(form, "minutes"),
     }
     errors: dict[str, str] = {}
     htmx = bool(request.headers.get("hx-request"))
