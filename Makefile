@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo serve test lint format browser clean bench
+.PHONY: demo serve test lint format browser pango clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) pango
 	$(BIN)/ketacare demo --serve
 
 serve: $(STAMP)
@@ -32,6 +32,14 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# PDF reports are drawn by WeasyPrint, which needs Debian's Pango; install it when it is missing.
+pango:
+	@PATH="$$PATH:/sbin:/usr/sbin" ldconfig -p | grep -q 'libpangoft2-1.0.so.0' || { \
+	  echo "installing Debian's Pango for the PDF reports"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $$SUDO apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; }
+
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -41,7 +49,7 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-test: $(DEV_STAMP) browser lint
+test: $(DEV_STAMP) browser pango lint
 	$(BIN)/python -m pytest
 
 bench: $(DEV_STAMP)

@@ -421,6 +421,7 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
         ids=_session("scheduled"),
     ),
     ("GET", "/api/v1/patients/{patient_id}/sessions"): RouteCase(P.PATIENT_READ),
+    ("GET", "/api/v1/patients/{patient_id}/outcomes"): RouteCase(P.PATIENT_READ),
     ("POST", "/api/v1/sessions/{session_id}/pause"): RouteCase(
         P.SESSION_WRITE, lambda _d, _t: {"reason": "BP settling"}, ids=_session("in_progress")
     ),
@@ -477,6 +478,7 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
     ),
     ("POST", "/api/v1/patients/{patient_id}/courses"): RouteCase(P.COURSE_WRITE, _course_body, 201),
     ("GET", "/api/v1/patients/{patient_id}/courses"): RouteCase(P.PATIENT_READ),
+    ("GET", "/api/v1/patients/{patient_id}/report.pdf"): RouteCase(P.PATIENT_READ),
     ("GET", "/api/v1/courses/{course_id}"): RouteCase(P.PATIENT_READ, ids=_course),
     ("POST", "/api/v1/courses/{course_id}/replan"): RouteCase(
         P.COURSE_WRITE,
@@ -521,8 +523,11 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
         lambda _d, _t: {"status": "cancelled", "reason": "Patient unwell.", "version": 1},
         ids=_therapy("scheduled"),
     ),
+    ("GET", "/api/v1/dashboard"): RouteCase(P.PATIENT_READ),
     ("GET", "/api/v1/audit"): RouteCase(P.AUDIT_READ),
     ("GET", "/api/v1/research/patients"): RouteCase(P.PATIENT_READ_DEIDENTIFIED),
+    ("GET", "/api/v1/research/export/assessments.csv"): RouteCase(P.PATIENT_READ_DEIDENTIFIED),
+    ("GET", "/api/v1/research/export/sessions.csv"): RouteCase(P.PATIENT_READ_DEIDENTIFIED),
     ("GET", "/api/v1/me"): RouteCase(None),
     ("GET", "/api/v1/tokens"): RouteCase(P.TOKEN_MANAGE_OWN),
     ("POST", "/api/v1/tokens"): RouteCase(P.TOKEN_MANAGE_OWN, lambda _d, _t: {"name": "x"}, 201),

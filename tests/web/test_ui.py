@@ -237,6 +237,10 @@ def test_another_clinics_chart_is_a_not_found_page(
         (Role.RESEARCHER, "/patients", 403),
         (Role.PRESCRIBER, "/research", 403),
         (Role.THERAPIST, "/account", 200),
+        (Role.THERAPIST, "/dashboard", 200),
+        (Role.RESEARCHER, "/dashboard", 403),
+        (Role.ADMIN, "/sessions", 200),
+        (Role.RESEARCHER, "/sessions", 403),
     ],
 )
 def test_pages_follow_the_permission_table(

@@ -424,6 +424,13 @@ def pseudonym(secret: str, clinic_id: int, patient_id: int) -> str:
     return mac.hexdigest()[:16]
 
 
+def keyed_id(secret: str, kind: str, clinic_id: int, row_id: int) -> str:
+    """A keyed hash of another kind of row ("session", ...), like :func:`pseudonym`. The kind
+    is part of the message, so a session never shares a pseudonym with a patient."""
+    message = f"{kind}:{clinic_id}:{row_id}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:16]
+
+
 def list_deidentified(
     db: Session, actor: Actor, *, secret: str, after_id: int | None = None, limit: int = 50
 ) -> DeidentifiedPage:

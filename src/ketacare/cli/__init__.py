@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ketacare.cli import core, dose, eligibility, interactions, scores
+from ketacare.cli import core, dose, eligibility, export, interactions, report, scores
 
 app = typer.Typer(
     name="ketacare",
@@ -18,6 +18,8 @@ scores.register(app)
 eligibility.register(app)
 interactions.register(app)
 dose.register(app)
+export.register(app)
+report.register(app)
 
 
 def main() -> None:

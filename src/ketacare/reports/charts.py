@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -23,7 +23,7 @@ from ketacare.clinical.monitoring import MonitoringSettings
 from ketacare.knowledge.instrument_defs import Band, InstrumentDef
 from ketacare.knowledge.protocol_defs import load_monitoring
 
-__all__ = ["scores_chart", "spec_json", "vitals_chart"]
+__all__ = ["scores_chart", "spec_json", "stimulant_chart", "vitals_chart"]
 
 Width = int | Literal["container"]
 
@@ -361,9 +361,13 @@ def scores_chart(
     tz: str = "UTC",
     width: Width = "container",
     height: int = 200,
+    rules: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """One instrument's total over time (points: administered_at + total) on the
-    instrument's fixed range, its severity bands shaded behind the line."""
+    instrument's fixed range, its severity bands shaded behind the line.
+
+    ``rules``: optional dashed horizontal lines, each ``{"value", "label"}`` and optionally
+    ``"colour"`` (the outcome thresholds: baseline, response, remission)."""
     parsed = sorted(_band(b) for b in bands)
     if isinstance(instrument, InstrumentDef):
         title, low, high = instrument.short_name, 0, instrument.scoring.max
@@ -449,16 +453,210 @@ def scores_chart(
             ],
         )
     )
+    datasets: dict[str, list[dict[str, Any]]] = {"scores": rows, "bands": band_rows}
+    if rules:
+        datasets["rules"] = _rule_rows(rules, low, high)
+        rule_base = alt.Chart(alt.NamedData("rules"))
+        layers.append(
+            rule_base.mark_rule(strokeDash=[5, 4], strokeWidth=1.2).encode(
+                y=alt.Y("value:Q", scale=y_scale),
+                color=alt.Color("colour:N", scale=None),
+                tooltip=[alt.Tooltip("label:N", title="Threshold")],
+            )
+        )
+        layers.append(
+            rule_base.mark_text(align="right", baseline="bottom", dx=-4, dy=-2, fontSize=10).encode(
+                x=alt.value("width"),
+                y=alt.Y("value:Q", scale=y_scale),
+                text="label:N",
+                color=alt.Color("colour:N", scale=None),
+            )
+        )
     chart = (
         alt.layer(*layers)
         .properties(
             title=alt.TitleParams(f"{title} over time", anchor="start", fontSize=12),
             width=width,
             height=height,
-            datasets={"scores": rows, "bands": band_rows},
+            datasets=datasets,
             usermeta={"ketacare": {"chart": "scores", "tz": tz}},
         )
         .configure_view(stroke=None)
+    )
+    return chart.to_dict()
+
+
+def _rule_rows(rules: Sequence[Mapping[str, Any]], low: float, high: float) -> list[dict[str, Any]]:
+    out = []
+    for n, rule in enumerate(rules):
+        value = rule.get("value")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"rules[{n}].value: a number is needed, got {value!r}")
+        if not low <= value <= high:
+            raise ValueError(f"rules[{n}].value: {value:g} is outside {low:g}-{high:g}")
+        out.append(
+            {
+                "value": value,
+                "label": str(rule.get("label") or f"{value:g}"),
+                "colour": str(rule.get("colour") or "#555555"),
+            }
+        )
+    return out
+
+
+# Doses that cannot be read are shaded grey across their week: unknown, never drawn as 0.
+_UNKNOWN_GREY = "#9e9e9e"
+_STIMULANT_COLOURS = ("#6a3d9a", "#00796b", "#b26a00", "#1f4e9c", "#5d4037", "#c2185b")
+
+
+def _week_of(value: Any, field: str) -> date:
+    if isinstance(value, datetime):
+        raise ValueError(f"{field}: a week start date is needed, got a time")
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{field}: a week start date is needed, got {value!r}")
+
+
+def stimulant_chart(
+    doses: Any,
+    *,
+    tz: str = "UTC",
+    width: Width = "container",
+    panel_height: int = 110,
+) -> dict[str, Any]:
+    """Stimulant dose per ISO week: one panel per ingredient (mg per day as entered; doses
+    are never converted between ingredients), on one shared week axis.
+
+    ``doses``: the stimulant doses of ``ketacare.clinical.stimulants.stimulant_doses`` (or
+    the use-case's ``stimulants``), or their ``ingredients``: each with ``ingredient`` and
+    ``weeks`` of ``week_start``, ``iso_year``, ``iso_week``, ``status`` (dose | not_taken |
+    unknown), ``mg_per_day``, ``lowest_mg_per_day`` and ``reason``. Unknown weeks are shaded
+    grey with their reason, never drawn as 0. ``tz`` names the clinic's zone in the metadata
+    (weeks are calendar dates). Raises ``ValueError`` when there is no ingredient to chart.
+    """
+    ingredients = _get(doses, "ingredients")
+    if ingredients is None:
+        ingredients = doses
+    if isinstance(ingredients, str | bytes | Mapping) or not isinstance(ingredients, Sequence):
+        raise ValueError("doses: give the stimulant doses or their ingredients")
+    if not ingredients:
+        raise ValueError("doses: no stimulant to chart")
+    names: list[str] = []
+    rows: list[dict[str, Any]] = []
+    unknown: list[dict[str, Any]] = []
+    for i, item in enumerate(ingredients):
+        name = _get(item, "ingredient")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"ingredients[{i}].ingredient: a name is needed")
+        names.append(name)
+        for w, week in enumerate(_get(item, "weeks") or ()):
+            start = _week_of(_get(week, "week_start"), f"ingredients[{i}].weeks[{w}].week_start")
+            end = start + timedelta(days=7)
+            label = f"{_get(week, 'iso_year')}-W{int(_get(week, 'iso_week') or 0):02d}"
+            status = _get(week, "status")
+            mg = _get(week, "mg_per_day")
+            if status == "unknown" or (status == "dose" and mg is None):
+                unknown.append(
+                    {
+                        "ingredient": name,
+                        "start": f"{start.isoformat()}T00:00:00Z",
+                        "end": f"{end.isoformat()}T00:00:00Z",
+                        "week": label,
+                        "reason": _get(week, "reason") or "dose unknown",
+                    }
+                )
+                mg = None
+            lowest = _get(week, "lowest_mg_per_day")
+            rows.append(
+                {
+                    "ingredient": name,
+                    "week_start": f"{start.isoformat()}T00:00:00Z",
+                    "week": label,
+                    "mg_per_day": mg,
+                    "range": (
+                        f"{lowest:g}-{mg:g} mg/day"
+                        if mg is not None and lowest is not None and lowest != mg
+                        else (f"{mg:g} mg/day" if mg is not None else "unknown")
+                    ),
+                }
+            )
+    x = alt.X(
+        "week_start:T",
+        scale=alt.Scale(type="utc"),
+        axis=alt.Axis(format="%Y-%m-%d", title="Week starting (Monday)", labelOverlap=True),
+    )
+    panels: list[alt.LayerChart] = []
+    for index, name in enumerate(names):
+        only = alt.FieldEqualPredicate(field="ingredient", equal=name)
+        layers: list[alt.Chart] = []
+        if any(u["ingredient"] == name for u in unknown):
+            layers.append(
+                alt.Chart(alt.NamedData("unknown"))
+                .transform_filter(only)
+                .mark_rect(color=_UNKNOWN_GREY, opacity=0.3)
+                .encode(
+                    x=alt.X("start:T", scale=alt.Scale(type="utc")),
+                    x2="end:T",
+                    tooltip=[
+                        alt.Tooltip("week:N", title="Week"),
+                        alt.Tooltip("reason:N", title="Dose unknown"),
+                    ],
+                )
+            )
+        layers.append(
+            alt.Chart(alt.NamedData("weeks"))
+            .transform_filter(only)
+            .mark_line(
+                point=alt.OverlayMarkDef(filled=True, size=30),
+                interpolate="step-after",
+                strokeWidth=1.8,
+                color=_STIMULANT_COLOURS[index % len(_STIMULANT_COLOURS)],
+                # An unknown week breaks the line; it is never drawn as 0.
+                invalid="break-paths-filter-domains",
+            )
+            .encode(
+                x=x,
+                y=alt.Y(
+                    "mg_per_day:Q",
+                    title="mg/day",
+                    scale=alt.Scale(zero=True),
+                    axis=alt.Axis(**_Y_AXIS),
+                ),
+                tooltip=[
+                    alt.Tooltip("week:N", title="Week"),
+                    alt.Tooltip("range:N", title=name),
+                ],
+            )
+        )
+        panels.append(
+            alt.layer(*layers).properties(
+                title=alt.TitleParams(
+                    f"{name}: mg per day",
+                    subtitle="As entered; no conversion between medicines. Grey: dose unknown."
+                    if index == 0
+                    else "",
+                    anchor="start",
+                    fontSize=12,
+                    subtitleFontSize=10,
+                ),
+                width=width,
+                height=panel_height,
+            )
+        )
+    chart = (
+        alt.vconcat(*panels, spacing=14)
+        .resolve_scale(x="shared", y="independent")
+        .properties(
+            datasets={"weeks": rows, "unknown": unknown},
+            usermeta={"ketacare": {"chart": "stimulants", "tz": tz}},
+        )
+        .configure_view(stroke=None)
+        .configure_axis(labelFontSize=10, titleFontSize=10)
     )
     return chart.to_dict()
 

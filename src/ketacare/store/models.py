@@ -384,6 +384,15 @@ class TreatmentSession(Base):
         Index("ix_treatment_sessions_patient_at", "patient_id", "scheduled_at"),
         Index("ix_treatment_sessions_clinic_status_at", "clinic_id", "status", "scheduled_at"),
         Index("ix_treatment_sessions_course", "course_id", "plan_key"),
+        # Dashboard: sessions dosed in a period; each patient's first dose and its protocol.
+        Index("ix_treatment_sessions_clinic_dose", "clinic_id", "dose_started_at"),
+        Index(
+            "ix_treatment_sessions_clinic_patient_dose",
+            "clinic_id",
+            "patient_id",
+            "dose_started_at",
+            "protocol_id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

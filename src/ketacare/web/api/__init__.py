@@ -7,9 +7,12 @@ from ketacare.web.api import (
     audit,
     clinic,
     courses,
+    dashboard,
     intake,
     interactions,
+    outcomes,
     patients,
+    reports,
     research,
     sessions,
     therapy,
@@ -23,3 +26,6 @@ router.include_router(intake.text_router)
 router.include_router(therapy.router)
 router.include_router(courses.router)
 router.include_router(clinic.router)
+router.include_router(outcomes.router)
+router.include_router(reports.router)
+router.include_router(dashboard.router)

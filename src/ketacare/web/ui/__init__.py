@@ -7,9 +7,13 @@ from ketacare.web.ui import (
     account,
     admin,
     courses,
+    dashboard,
+    evidence,
     intake,
     interactions,
+    outcomes,
     patients,
+    reports,
     research,
     sessions,
     settings,
@@ -23,5 +27,9 @@ for module in (signin, patients, intake, interactions, admin, research, account)
 router.include_router(courses.router)
 router.include_router(settings.router)
 router.include_router(therapy.router)
+router.include_router(outcomes.router)
 router.include_router(sessions.list_router)
 router.include_router(sessions.router)
+router.include_router(reports.router)
+router.include_router(evidence.router)
+router.include_router(dashboard.router)

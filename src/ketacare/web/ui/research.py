@@ -1,7 +1,8 @@
-"""Researcher view: de-identified patients only."""
+"""Researcher view: de-identified patients only, and the research tables to download."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -12,6 +13,28 @@ from ketacare.web.auth import CurrentPrincipal, DbSession, State
 from ketacare.web.ui.render import render
 
 router = APIRouter(prefix="/research")
+
+
+@dataclass(frozen=True)
+class Export:
+    label: str
+    url: str
+    description: str
+
+
+# The API streams them; a signed-in browser may fetch them with its session.
+EXPORTS = (
+    Export(
+        "assessments.csv",
+        "/api/v1/research/export/assessments.csv",
+        "one row per rating scale, in-session ratings included",
+    ),
+    Export(
+        "sessions.csv",
+        "/api/v1/research/export/sessions.csv",
+        "one row per dosing session: dose, alerts, adverse events, discharge",
+    ),
+)
 
 
 @router.get("")
@@ -29,4 +52,4 @@ def research_home(
         after_id=uc.decode_research_cursor(cursor),
         limit=50,
     )
-    return render(request, "research/patients.html", principal, page=page)
+    return render(request, "research/patients.html", principal, page=page, exports=EXPORTS)
