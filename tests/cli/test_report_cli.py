@@ -33,9 +33,13 @@ def demo_database(demo_var: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     get_settings.cache_clear()
 
 
-def _patient(mrn: str) -> int:
+def _listed(mrn: str) -> dict[str, object]:
     listed = json.loads(runner.invoke(app, ["patients", "list", "--json"]).output)
-    return next(p["id"] for p in listed if p["mrn"] == mrn)
+    return next(p for p in listed if p["mrn"] == mrn)
+
+
+def _patient(mrn: str) -> int:
+    return int(_listed(mrn)["id"])  # type: ignore[call-overload]
 
 
 def _text(data: bytes) -> str:
@@ -50,7 +54,7 @@ def test_the_progress_report_of_a_demo_patient_is_written_to_the_file(tmp_path: 
     assert result.exit_code == 0, result.output
     assert f"wrote the progress report of patient {pid} to {target}" in result.output
     text = _text(target.read_bytes())
-    assert "Walsh, Beatriz" in text and "MRN KC-01023" in text
+    assert str(_listed("KC-01023")["name"]) in text and "MRN KC-01023" in text
     assert "Session 6 signed off" in text
     assert "Psychiatric ketamine use is off-label; no trial of ketamine for ADHD exists." in text
 

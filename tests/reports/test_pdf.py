@@ -98,7 +98,6 @@ def _report(family: str = "Lindqvist", sessions: int = 3, scores: int = 4) -> Pr
             )
             for k in range(scores)
         ],
-        score_summaries=[],
         medications=[],
         interactions=InteractionBlock(
             screen_id=None,

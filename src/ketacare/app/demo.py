@@ -375,11 +375,15 @@ def _programme(
             nurse,
         )
     if stage in TREATED:
-        for week in range(1, rng.randint(3, 7)):
-            level = severity * (1 - 0.09 * week * rng.uniform(0.3, 1.2))
+        # Patients differ: some improve a lot over the course, some little, a few not at all.
+        # Invented numbers for the demo; they show how outcomes are displayed, not what
+        # ketamine does.
+        gain = rng.choice([0.0, 0.05, 0.1, 0.15, 0.2])
+        for week in range(1, rng.randint(4, 8)):
+            level = severity * max(0.08, 1 - gain * week * rng.uniform(0.8, 1.2))
             at = started + timedelta(days=7 * week, hours=rng.randint(9, 16))
             if at < now:
-                for instrument in ("phq9", "gad7"):
+                for instrument in ("phq9", "gad7", "asrs") if week % 2 == 0 else ("phq9", "gad7"):
                     _assess(
                         db,
                         patient,

@@ -8,7 +8,6 @@ database lock is held while the pages are laid out.
 
 from __future__ import annotations
 
-import importlib
 from collections import defaultdict
 from datetime import date, datetime
 from functools import cache
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ketacare.app.audit import audited
 from ketacare.app.interactions import screen_current
+from ketacare.app.outcomes import patient_outcomes
 from ketacare.app.patients import MedicationStatus, _scoped_patient
 from ketacare.app.permissions import Actor, Permission, require
 from ketacare.knowledge import knowledge_version, load_yaml
@@ -52,7 +52,6 @@ from ketacare.store.types import utcnow
 CHARTED = ("phq9", "gad7", "asrs")
 PROGRAMME_SCALES = ("phq9", "gad7", "asrs", "cssrs")
 CHART_WIDTH = 600  # pixels: with the axes, about the printable width of A4 at 96 dpi
-OUTCOMES_MODULE = "ketacare.app.outcomes"
 
 
 # --- the patient FAQ and the information sheet (knowledge/faq.yaml) ----------------------------
@@ -192,20 +191,6 @@ class ScoreLine(BaseModel):
     source: str
 
 
-class ScoreSummary(BaseModel):
-    """Baseline, latest and change of one scale, read straight from the assessments."""
-
-    instrument: str
-    short_name: str
-    count: int
-    baseline: int
-    baseline_at: datetime
-    latest: int
-    latest_at: datetime
-    change: int
-    change_percent: float | None
-
-
 class MedicineLine(BaseModel):
     name: str
     dose_text: str | None
@@ -261,7 +246,6 @@ class ProgressReport(BaseModel):
     consent: ConsentLine | None
     courses: list[CourseBlock]
     scores: list[ScoreLine]
-    score_summaries: list[ScoreSummary]
     # ketacare.app.outcomes.patient_outcomes, when that use-case is installed.
     outcomes: Any | None = None
     medications: list[MedicineLine]
@@ -374,43 +358,6 @@ def _discharge_text(row: TreatmentSession) -> str:
     text = f"not met: {', '.join(pending)}" if pending else "criteria not met"
     reason = discharge.get("override_reason")
     return f"{text}; signed with the reason: {reason}" if reason else text
-
-
-def _score_summaries(scores: list[ScoreLine]) -> list[ScoreSummary]:
-    by_instrument: dict[str, list[ScoreLine]] = defaultdict(list)
-    for s in scores:
-        by_instrument[s.instrument].append(s)
-    out = []
-    for instrument in PROGRAMME_SCALES:
-        points = by_instrument.get(instrument)
-        if not points:
-            continue
-        first, last = points[0], points[-1]
-        change = last.total - first.total
-        out.append(
-            ScoreSummary(
-                instrument=instrument,
-                short_name=first.short_name,
-                count=len(points),
-                baseline=first.total,
-                baseline_at=first.administered_at,
-                latest=last.total,
-                latest_at=last.administered_at,
-                change=change,
-                change_percent=round(100 * change / first.total, 1) if first.total else None,
-            )
-        )
-    return out
-
-
-def _outcomes(db: Session, actor: Actor, patient_id: int, now: datetime) -> Any | None:
-    """The outcomes use-case (flags with their definitions and sources), when installed."""
-    try:
-        module = importlib.import_module(OUTCOMES_MODULE)
-    except ImportError:
-        return None
-    use_case = getattr(module, "patient_outcomes", None)
-    return use_case(db, actor, patient_id, now=now) if use_case is not None else None
 
 
 def _gather_progress(db: Session, actor: Actor, patient: Patient) -> ProgressReport:
@@ -696,7 +643,6 @@ def _gather_progress(db: Session, actor: Actor, patient: Patient) -> ProgressRep
         else None,
         courses=blocks,
         scores=scores,
-        score_summaries=_score_summaries(scores),
         medications=[
             MedicineLine(
                 name=m.name_entered, dose_text=m.dose_text, status=m.status, start_date=m.start_date
@@ -732,7 +678,7 @@ def progress_data(db: Session, actor: Actor, patient_id: int) -> ProgressReport:
             "sessions": sum(len(c.sessions) for c in data.courses),
         }
     # The outcomes use-case audits its own read, in a transaction of its own.
-    data.outcomes = _outcomes(db, actor, patient_id, data.generated_at)
+    data.outcomes = patient_outcomes(db, actor, patient_id, now=data.generated_at)
     return data
 
 
@@ -812,17 +758,16 @@ def _score_specs(data: ProgressReport) -> list[dict[str, Any]]:
 
 def _stimulant_specs(data: ProgressReport) -> list[dict[str, Any]]:
     """The weekly stimulant chart, when the outcomes use-case and its chart are installed."""
-    chart = getattr(charts, "stimulant_chart", None)
-    stimulants = getattr(data.outcomes, "stimulants", None)
-    if chart is None or stimulants is None or not stimulants.ingredients:
+    stimulants = data.outcomes.stimulants if data.outcomes else None
+    if stimulants is None or not stimulants.ingredients:
         return []
-    return [chart(stimulants, tz=data.header.clinic_timezone, width=CHART_WIDTH)]
+    return [charts.stimulant_chart(stimulants, tz=data.header.clinic_timezone, width=CHART_WIDTH)]
 
 
 def stimulant_rows(outcomes: Any | None) -> list[dict[str, Any]]:
     """The weekly stimulant doses as table rows, runs of identical weeks merged into one row
     (a course of months prints as a few lines, not one per week)."""
-    stimulants = getattr(outcomes, "stimulants", None)
+    stimulants = outcomes.stimulants if outcomes is not None else None
     if stimulants is None or not stimulants.ingredients:
         return []
 
