@@ -3,8 +3,10 @@ protocol, monitoring thresholds). Decisions use the effective values and store t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date, time
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -100,7 +102,18 @@ class EffectiveSettings:
 
 
 def _effective(clinic: Clinic, raw: dict[str, Any] | None) -> EffectiveSettings:
-    data = ClinicSettingsIn.model_validate(raw or {})
+    return settings_from(clinic.timezone, raw, clinic.settings_version)
+
+
+def settings_from(timezone: str, raw: dict[str, Any] | None, version: int) -> EffectiveSettings:
+    """The settings in force for a clinic's stored values. Validating them costs more than a
+    vitals batch's own checks, so the result is kept per distinct stored value."""
+    return _settings_cached(timezone, json.dumps(raw or {}, sort_keys=True), version)
+
+
+@lru_cache(maxsize=256)
+def _settings_cached(timezone: str, raw_json: str, version: int) -> EffectiveSettings:
+    data = ClinicSettingsIn.model_validate_json(raw_json)
     monitoring = MonitoringSettings.defaults()
     if data.monitoring:
         monitoring = MonitoringSettings.model_validate(
@@ -108,11 +121,11 @@ def _effective(clinic: Clinic, raw: dict[str, Any] | None) -> EffectiveSettings:
         )
     return EffectiveSettings(
         calendar=data.calendar,
-        timezone=clinic.timezone,
+        timezone=timezone,
         monitoring=monitoring,
         dosing_overrides=dict(data.dosing),
         require_second_check=data.require_second_check,
-        version=clinic.settings_version,
+        version=version,
     )
 
 

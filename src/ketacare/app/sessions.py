@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from ketacare.app.audit import audited
-from ketacare.app.clinic_settings import effective_settings
+from ketacare.app.clinic_settings import effective_settings, settings_from
 from ketacare.app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ketacare.app.interactions import screen_current
 from ketacare.app.patients import _scoped_patient
@@ -34,6 +34,7 @@ from ketacare.clinical.prechecks import InteractionSummary, assess_prechecks, wo
 from ketacare.knowledge.protocol_defs import ProtocolDef, load_protocols
 from ketacare.store.db import insert_new
 from ketacare.store.models import (
+    Clinic,
     Patient,
     SessionAlert,
     SessionEvent,
@@ -219,11 +220,15 @@ def _scoped_session(db: Session, actor: Actor, session_id: int) -> TreatmentSess
 def open_session(db: Session, actor: Actor, session_id: int) -> TreatmentSession:
     """The session, refusing any change once it is signed (an amendment is the way)."""
     row = _scoped_session(db, actor, session_id)
+    _refuse_signed(row)
+    return row
+
+
+def _refuse_signed(row: TreatmentSession) -> None:
     if row.signed_at is not None:
         raise InvalidInput(
             "status", "The session is signed and cannot change; add an amendment instead."
         )
-    return row
 
 
 def save(db: Session) -> None:
@@ -414,11 +419,20 @@ def ingest_vitals(db: Session, actor: Actor, session_id: int, batch: VitalsBatch
     skip re-sent ones, and raise alerts against the session's baseline. One transaction."""
     with audited(db, actor, "session.vitals") as note:
         require(actor, Permission.SESSION_WRITE)
-        row = open_session(db, actor, session_id)
+        # The session and its clinic's settings in one round trip: a device sends often.
+        found_row = db.execute(
+            select(TreatmentSession, Clinic.timezone, Clinic.settings, Clinic.settings_version)
+            .join(Clinic, Clinic.id == TreatmentSession.clinic_id)
+            .where(TreatmentSession.id == session_id, TreatmentSession.clinic_id == actor.clinic_id)
+        ).first()
+        if found_row is None:
+            raise NotFound(f"No session {session_id} in your clinic.")
+        row, timezone, raw_settings, settings_version = found_row
         note.patient_id = row.patient_id
+        _refuse_signed(row)
         if row.status not in RECORDING:
             raise InvalidInput("status", f"The session is {row.status}; vitals are not recorded.")
-        monitoring = effective_settings(db, row.clinic_id).monitoring
+        monitoring = settings_from(timezone, raw_settings, settings_version).monitoring
         now = utcnow()
         baseline = VitalSigns.coerce(row.baseline or {})
         rejected: list[Rejected] = []
@@ -429,7 +443,7 @@ def ingest_vitals(db: Session, actor: Actor, session_id: int, batch: VitalsBatch
             if sample.sample_key and sample.sample_key in in_batch:
                 duplicates.append(index)
                 continue
-            readings = sample.model_dump(include=set(READINGS))
+            readings = {name: getattr(sample, name) for name in READINGS}
             problem = _sample_problem(index, sample, readings, now)
             if problem:
                 rejected.extend(problem)

@@ -49,8 +49,13 @@ def get_db(request: Request):  # type: ignore[no-untyped-def]
         db.close()
 
 
+async def _state(request: Request) -> WebState:
+    # async: a dependency that does no I/O should not cost a trip through the thread pool.
+    return web_state(request)
+
+
 DbSession = Annotated[Session, Depends(get_db)]
-State = Annotated[WebState, Depends(web_state)]
+State = Annotated[WebState, Depends(_state)]
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ def optional_principal(request: Request, db: DbSession, state: State) -> Princip
     return request.state.principal
 
 
-def current_principal(
+async def current_principal(
     principal: Annotated[Principal | None, Depends(optional_principal)],
 ) -> Principal:
     if principal is None:
