@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo serve test lint format browser pango clean bench
+.PHONY: demo serve test lint format browser pango clean bench audit soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ketacare knowledge docs --check
+	$(BIN)/bandit -q -c pyproject.toml -r src
+
+# Known vulnerabilities in the installed dependencies (needs the package index's JSON API).
+audit: $(DEV_STAMP)
+	$(BIN)/pip-audit --progress-spinner off --skip-editable
 
 format: $(DEV_STAMP)
 	$(BIN)/ruff format src tests bench
@@ -52,8 +57,15 @@ format: $(DEV_STAMP)
 test: $(DEV_STAMP) browser pango lint
 	$(BIN)/python -m pytest
 
+# Every benchmark; the figures go to bench/results.md (PostgreSQL ones use 127.0.0.1:5432).
 bench: $(DEV_STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/_all.py
+
+# Long runs: 150 server kills per backend and the write races 50 times over (see
+# docs/operations.md); with KETACARE_TEST_POSTGRES_URL set, on PostgreSQL too.
+soak: $(DEV_STAMP)
+	KETACARE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  tests/store/test_crash_safety.py tests/web/test_concurrency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -28,7 +28,7 @@ from ketacare.store import migrate
 from ketacare.store.db import make_engine, make_session_factory
 from ketacare.store.models import Clinic, Patient, TreatmentSession, User, VitalSample
 
-BATCHES = 60
+BATCHES = 200
 # API and raw take turns, ROUND batches each.
 ROUND = 10
 # A monitor gateway sends small batches every few seconds, or larger ones after a gap.

@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from tests.conftest import ClinicWorld
 
+from ketacare.app import outcome_summaries
 from ketacare.app.dashboard import DashboardFilter, clinic_dashboard
 from ketacare.app.errors import Forbidden
 from ketacare.app.permissions import Role
@@ -158,6 +159,8 @@ def clinic(db: Session, world_a: ClinicWorld, world_b: ClinicWorld) -> ClinicWor
             status="scheduled",
         )
     )
+    # Rows written directly, as a bulk load would: the summaries are rebuilt from them.
+    outcome_summaries.rebuild(db)
     db.commit()
     return world_a
 

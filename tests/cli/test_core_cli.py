@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from ketacare import __version__
 from ketacare.cli import app
 from ketacare.config import get_settings
 from ketacare.store import migrate
+from ketacare.store.db import make_engine, make_session_factory
+from ketacare.store.models import User
 
 runner = CliRunner()
 
@@ -113,3 +117,70 @@ def test_the_installed_entry_point_runs() -> None:
     assert result.stdout.strip() == __version__
     script = Path(sys.executable).parent / "ketacare"
     assert script.exists()
+
+
+def test_rebuilding_the_summaries_of_the_demo_changes_nothing(temp_database: Path) -> None:
+    runner.invoke(app, ["demo"])
+
+    def summaries() -> list[tuple]:
+        with sqlite3.connect(temp_database) as conn:
+            return conn.execute(
+                "SELECT f.patient_id, f.protocol_id, s.instrument, s.baseline_total, "
+                "s.latest_total FROM patient_first_doses f LEFT JOIN patient_scale_summaries s "
+                "ON s.patient_id = f.patient_id ORDER BY 1, 3"
+            ).fetchall()
+
+    before = summaries()
+    # The demo doses patients and rates them before and after: summaries exist.
+    assert len({row[0] for row in before}) >= 3
+    assert any(row[3] is not None and row[4] is not None for row in before)
+    result = runner.invoke(app, ["db", "rebuild-summaries"])
+    assert result.exit_code == 0, result.output
+    assert summaries() == before
+
+
+def test_totp_reset_turns_two_factor_off_and_names_a_wrong_user() -> None:
+    runner.invoke(app, ["demo"])
+    engine = make_engine(get_settings().effective_database_url)
+    with make_session_factory(engine)() as db:
+        user = db.scalars(select(User).order_by(User.id)).first()
+        assert user is not None
+        user.totp_secret, username = "GEZDGNBVGY3TQOJQ", user.username
+        db.commit()
+    result = runner.invoke(app, ["user", "totp-reset", username])
+    assert result.exit_code == 0, result.output
+    with make_session_factory(engine)() as db:
+        assert db.scalar(select(User.totp_secret).where(User.username == username)) is None
+    again = runner.invoke(app, ["user", "totp-reset", username])
+    assert again.exit_code == 2 and "does not use two-factor" in again.output
+    missing = runner.invoke(app, ["user", "totp-reset", "nobody-here"])
+    assert missing.exit_code == 2 and "username:" in missing.output
+    engine.dispose()
+
+
+def test_demo_adds_synthetic_clinics_with_courses_sessions_and_vitals(
+    temp_database: Path,
+) -> None:
+    result = runner.invoke(app, ["demo", "--patients", "41", "--clinics", "2"])
+    assert result.exit_code == 0, result.output
+    assert "synthetic-1: 21 patients" in result.output
+    assert "synthetic-2: 20 patients" in result.output
+    with sqlite3.connect(temp_database) as conn:
+        per_clinic = dict(
+            conn.execute(
+                "SELECT c.slug, count(*) FROM patients p JOIN clinics c ON c.id = p.clinic_id "
+                "GROUP BY c.slug"
+            ).fetchall()
+        )
+        vitals, dosed = conn.execute(
+            "SELECT (SELECT count(*) FROM vital_samples v JOIN clinics c ON c.id = v.clinic_id "
+            "WHERE c.slug LIKE 'synthetic-%' AND v.sample_key LIKE 'syn-%-%'), "
+            "(SELECT count(*) FROM treatment_sessions s JOIN clinics c ON c.id = s.clinic_id "
+            "WHERE c.slug LIKE 'synthetic-%' AND s.dose_started_at IS NOT NULL)"
+        ).fetchone()
+    assert per_clinic["synthetic-1"] == 21 and per_clinic["synthetic-2"] == 20
+    assert dosed > 0 and vitals == 7 * dosed
+    again = runner.invoke(app, ["demo", "--patients", "41", "--clinics", "2"])
+    assert "synthetic-1: already present" in again.output
+    bad = runner.invoke(app, ["demo", "--clinics", "0"])
+    assert bad.exit_code == 2 and "--clinics" in bad.output

@@ -440,3 +440,29 @@ def test_patient_outcomes_follows_every_outcome_scale_and_leaves_in_session_rati
     with pytest.raises(OutcomeDataError) as err:
         patient_outcomes([("madrs", at(0), 10, None)], dosed_sessions=[])
     assert err.value.field == "assessments[0].instrument"
+
+
+def test_the_per_session_trajectory_takes_the_last_rating_before_the_next_dose() -> None:
+    # Doses at days 0, 2, 4, 6; ratings: baseline day -1, two after dose 1, none after dose 2,
+    # one exactly at dose 3's start (belongs to dose 2's interval), one after dose 4.
+    outcome = instrument_outcome(
+        "phq9",
+        [pt(-1, 20), pt(0.5, 18), pt(1.5, 16), pt(4, 14), pt(9, 10)],
+        dosed_sessions=doses(4),
+    )
+    assert [(p.session, p.total, p.measurements) for p in outcome.per_session] == [
+        (1, 16, 2),
+        (2, 14, 1),
+        (4, 10, 1),
+    ]
+    assert outcome.per_session[0].dose_started_at == DOSE
+    assert (outcome.per_session[-1].change, outcome.per_session[-1].percent_change) == (-10, -50.0)
+    assert outcome.to_json_dict()["per_session"][1]["session"] == 2
+
+
+def test_without_dose_times_there_is_no_per_session_trajectory() -> None:
+    outcome = instrument_outcome(
+        "phq9", [pt(-1, 20), pt(3, 10)], dosed_sessions=2, first_dose_at=DOSE
+    )
+    assert outcome.per_session == ()
+    assert instrument_outcome("phq9", [pt(-1, 20)], dosed_sessions=[]).per_session == ()

@@ -310,6 +310,19 @@ def _settings_body(db: Session, t: Target) -> dict[str, Any]:
     return {"calendar": {**calendar, "closed_dates": ["2026-12-25"]}, "version": version or 1}
 
 
+def _fhir_bundle(_db: Session, _t: Target) -> dict[str, Any]:
+    """A one-patient collection Bundle from another system (tests/web/test_fhir_import_api.py)."""
+    patient = {
+        "resourceType": "Patient",
+        "id": "route-1",
+        "identifier": [{"system": "https://ehr.example/mrn", "value": "FHIR-ROUTE-1"}],
+        "name": [{"family": "Imported", "given": ["Route"]}],
+        "gender": "male",
+        "birthDate": "1990-05-06",
+    }
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient}]}
+
+
 def _own_token(db: Session, t: Target) -> dict[str, Any]:
     return {"token_id": create_api_token(db, actor_for(t.caller), "to revoke").id}
 
@@ -524,6 +537,15 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
         ids=_therapy("scheduled"),
     ),
     ("GET", "/api/v1/dashboard"): RouteCase(P.PATIENT_READ),
+    ("GET", "/api/v1/fhir/metadata"): RouteCase(None),
+    ("GET", "/api/v1/fhir/Patient"): RouteCase(P.PATIENT_READ),
+    ("GET", "/api/v1/fhir/Patient/{patient_id}"): RouteCase(P.PATIENT_READ),
+    ("GET", "/api/v1/fhir/Patient/{patient_id}/$everything"): RouteCase(P.PATIENT_READ),
+    # Without patient= the search is refused (422); searches with it: tests/web/test_fhir_api.py
+    ("GET", "/api/v1/fhir/Observation"): RouteCase(P.PATIENT_READ, ok=422),
+    # Importing writes patients, medicines and measurements: nurses and prescribers.
+    ("POST", "/api/v1/fhir"): RouteCase(P.MEDICATION_WRITE, _fhir_bundle),
+    ("GET", "/api/v1/patients/{patient_id}/imported-records"): RouteCase(P.PATIENT_READ),
     ("GET", "/api/v1/audit"): RouteCase(P.AUDIT_READ),
     ("GET", "/api/v1/research/patients"): RouteCase(P.PATIENT_READ_DEIDENTIFIED),
     ("GET", "/api/v1/research/export/assessments.csv"): RouteCase(P.PATIENT_READ_DEIDENTIFIED),

@@ -206,6 +206,9 @@ def test_the_fragment_shows_charts_flags_definitions_and_the_adhd_reminder(
     assert "No response after 4 dosing sessions" in html
     assert "few patients respond after more than 3 infusions" in html
     assert "evidence: S" in html and "Sanacora et al. 2017" in html
+    # Per session: both follow-ups came after the 4th (last) dose; the later one counts.
+    assert re.findall(r'<tr data-session="(\d+)"><td>\d+</td>', html) == ["4"]
+    assert "(last of 2)</small></td><td>17</td><td>-3 (-15.0%)</td>" in html
     # The CSP allows scripts from /static only: the fragment brings them, no inline code.
     for asset in ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "charts.js"):
         assert f'src="/static/vendor/vega/{asset}"' in html or f'src="/static/{asset}"' in html

@@ -6,11 +6,13 @@ from collections import defaultdict
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from ketacare.app.permissions import Role
+from ketacare.config import Settings
 from ketacare.store.models import AuditEvent, MedicationEntry, Patient
+from ketacare.web.main import create_app
 from tests.conftest import ClinicWorld, ui_login
 from tests.web.route_table import routes
 
@@ -299,7 +301,27 @@ def test_security_headers_and_cookie_flags(client: TestClient, world_a: ClinicWo
     )
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie
-    assert "SameSite=lax" in cookie or "samesite=lax" in cookie.lower()
+    assert "samesite=strict" in cookie.lower()
+    # Plain HTTP (development): no HSTS, no Secure flag that would drop the cookie.
+    assert "strict-transport-security" not in page.headers
+    assert "secure" not in cookie.lower().replace("samesite", "")
+
+
+def test_behind_https_cookies_are_secure_and_hsts_is_sent(
+    engine: Engine, settings: Settings, world_a: ClinicWorld
+) -> None:
+    secure = settings.model_copy(update={"cookie_secure": True})
+    app = create_app(secure, engine)
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
+        page = client.get("/login")
+        assert page.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+        csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        response = client.post(
+            "/login",
+            data={"username": "a-nurse", "password": "correct-horse-battery", "csrf_token": csrf},
+        )
+        cookie = response.headers["set-cookie"]
+        assert "Secure" in cookie and "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
 
 
 def test_api_writes_with_a_session_cookie_need_the_csrf_header(

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ketacare.app import outcome_summaries
 from ketacare.app.audit import audited
 from ketacare.app.errors import InvalidInput, NotFound
 from ketacare.app.patients import _scoped_patient
@@ -65,6 +66,7 @@ def _store(
     source: str,
     at: datetime,
     recorded_by: int | None,
+    session_id: int | None = None,
 ) -> Assessment:
     try:
         result = score(instrument, answers)
@@ -84,9 +86,13 @@ def _store(
         urgent=result.urgent,
         result=result.to_json_dict(),
         knowledge_version=result.knowledge_version,
+        session_id=session_id,
     )
     db.add(row)
     db.flush()
+    if session_id is None:
+        # A rating between sessions can be a baseline or the latest follow-up.
+        outcome_summaries.refresh(db, [patient.id])
     return row
 
 

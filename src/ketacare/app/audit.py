@@ -10,12 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ketacare.app.errors import DomainError
 from ketacare.app.permissions import Actor, Permission, require
 from ketacare.store.models import AuditEvent
+from ketacare.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,24 @@ def event(actor: Actor, action: str, outcome: str, note: AuditNote) -> AuditEven
     )
 
 
+def _append(db: Session, actor: Actor, action: str, outcome: str, note: AuditNote) -> None:
+    # A plain INSERT after the use-case's own writes: the trail is written on every request, and
+    # the unit of work adds nothing for an append-only row.
+    db.flush()
+    db.execute(
+        insert(AuditEvent).values(
+            at=utcnow(),
+            clinic_id=actor.clinic_id,
+            user_id=actor.user_id,
+            actor=actor.label,
+            action=action,
+            patient_id=note.patient_id,
+            outcome=outcome,
+            detail=note.detail or None,
+        )
+    )
+
+
 @contextmanager
 def audited(
     db: Session, actor: Actor, action: str, *, patient_id: int | None = None
@@ -53,7 +72,7 @@ def audited(
     note = AuditNote(patient_id=patient_id)
     try:
         yield note
-        db.add(event(actor, action, "success", note))
+        _append(db, actor, action, "success", note)
         db.commit()
     except DomainError as exc:
         db.rollback()

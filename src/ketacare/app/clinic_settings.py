@@ -7,9 +7,17 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, time
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,14 +30,39 @@ from ketacare.clinical.monitoring import MonitoringSettings
 from ketacare.store.models import Clinic
 
 
+def _local(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError(
+            "give the clinic's local time without a time zone, e.g. 08:30; "
+            "the clinic's time zone applies"
+        )
+    return value
+
+
+# A wall-clock time in the clinic's zone. The schema says so: JSON Schema's "time" format
+# requires a UTC offset, which a clinic's opening hours do not have.
+LocalTime = Annotated[
+    time,
+    AfterValidator(_local),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+            "description": "Local time of the clinic, HH:MM or HH:MM:SS, no time zone",
+            "examples": ["08:30"],
+        }
+    ),
+]
+
+
 class CalendarSettings(BaseModel):
     """When the clinic doses and sees patients. ``days``: 0 = Monday ... 6 = Sunday."""
 
     model_config = ConfigDict(extra="forbid")
 
     days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1, max_length=7)
-    opens: time = time(8, 0)
-    closes: time = time(17, 0)
+    opens: LocalTime = time(8, 0)
+    closes: LocalTime = time(17, 0)
     closed_dates: list[date] = Field(default_factory=list, max_length=400)
 
     @field_validator("days")

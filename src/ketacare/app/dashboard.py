@@ -15,8 +15,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import and_, case, func, literal, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, case, false, func, literal, select
+from sqlalchemy.orm import Session
 
 from ketacare.app.audit import audited
 from ketacare.app.clinic_settings import effective_settings
@@ -31,6 +31,8 @@ from ketacare.store.models import (
     Assessment,
     FlagAcknowledgement,
     Patient,
+    PatientFirstDose,
+    PatientScaleSummary,
     SessionAlert,
     TherapySession,
     TreatmentSession,
@@ -129,92 +131,73 @@ def _stages(db: Session, clinic_id: int) -> list[StageCount]:
 
 
 def _response(db: Session, clinic_id: int, start: datetime, end: datetime) -> list[ResponseRate]:
-    """One statement: per patient whose first dose falls in the period, the protocol of that
-    dose and, per outcome scale, the baseline and latest totals by index lookups."""
+    """Per protocol of the first dose, the patients whose first dose falls in the period and,
+    per outcome scale, how many could be evaluated and how many responded. Two statements
+    over the per-patient summaries (app/outcome_summaries.py), not a lookup per patient."""
     outcomes = load_outcomes()
     values = outcomes.values()
-    first = (
-        select(
-            TreatmentSession.patient_id.label("patient_id"),
-            func.min(TreatmentSession.dose_started_at).label("first_at"),
-        )
-        .where(
-            TreatmentSession.clinic_id == clinic_id,
-            TreatmentSession.dose_started_at.is_not(None),
-        )
-        .group_by(TreatmentSession.patient_id)
-        .subquery("first_dose")
-    )
-    dosed = aliased(TreatmentSession)
-    protocol = (
-        select(dosed.protocol_id)
-        .where(
-            dosed.clinic_id == clinic_id,
-            dosed.patient_id == first.c.patient_id,
-            dosed.dose_started_at == first.c.first_at,
-        )
-        .order_by(dosed.id)
-        .limit(1)
-        .scalar_subquery()
-    )
-
-    def total(instrument: str, *, before: bool) -> Any:
-        rating = aliased(Assessment)
-        when = (
-            rating.administered_at <= first.c.first_at
-            if before
-            else rating.administered_at > first.c.first_at
-        )
-        return (
-            select(rating.total)
-            .where(
-                rating.patient_id == first.c.patient_id,
-                rating.instrument == instrument,
-                rating.session_id.is_(None),
-                when,
-            )
-            .order_by(rating.administered_at.desc(), rating.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-
     scales = outcomes.instruments
-    columns = [first.c.patient_id, protocol.label("protocol_id")]
-    for scale in scales:
-        columns.append(total(scale.id, before=True).label(f"{scale.id}_base"))
-        columns.append(total(scale.id, before=False).label(f"{scale.id}_last"))
-    # Materialised: each patient's totals are looked up once, not once per use below.
-    per_patient = (
-        select(*columns)
-        .where(first.c.first_at >= start, first.c.first_at < end)
-        .cte("per_patient")
-        .prefix_with("MATERIALIZED")
+    cohort = and_(
+        PatientFirstDose.clinic_id == clinic_id,
+        PatientFirstDose.first_dose_at >= start,
+        PatientFirstDose.first_dose_at < end,
     )
-    aggregates: list[Any] = [per_patient.c.protocol_id, func.count().label("patients")]
-    for scale in scales:
-        base, last = per_patient.c[f"{scale.id}_base"], per_patient.c[f"{scale.id}_last"]
-        minimum = values[scale.min_baseline_setting] if scale.min_baseline_setting else 0
-        percent = values[scale.response_setting]
-        evaluable = and_(base.is_not(None), last.is_not(None), base >= minimum)
-        # Exact integer arithmetic: (baseline - latest) * 100 >= percent * baseline.
-        responded = and_(evaluable, (base - last) * 100 >= literal(percent) * base)
-        aggregates.append(func.sum(case((evaluable, 1), else_=0)).label(f"{scale.id}_evaluable"))
-        aggregates.append(func.sum(case((responded, 1), else_=0)).label(f"{scale.id}_responders"))
-    rows = db.execute(
-        select(*aggregates).group_by(per_patient.c.protocol_id).order_by(per_patient.c.protocol_id)
-    ).all()
+    patients = dict(
+        db.execute(
+            select(PatientFirstDose.protocol_id, func.count())
+            .where(cohort)
+            .group_by(PatientFirstDose.protocol_id)
+        ).all()
+    )
+    base, last = PatientScaleSummary.baseline_total, PatientScaleSummary.latest_total
+    evaluable = case(
+        *(
+            (
+                PatientScaleSummary.instrument == scale.id,
+                base >= (values[scale.min_baseline_setting] if scale.min_baseline_setting else 0),
+            )
+            for scale in scales
+        ),
+        else_=false(),
+    )
+    percent = case(
+        *(
+            (PatientScaleSummary.instrument == scale.id, literal(values[scale.response_setting]))
+            for scale in scales
+        ),
+    )
+    evaluable = and_(base.is_not(None), last.is_not(None), evaluable)
+    # Exact integer arithmetic: (baseline - latest) * 100 >= percent * baseline.
+    responded = and_(evaluable, (base - last) * 100 >= percent * base)
+    counted = {
+        (row.protocol_id, row.instrument): row
+        for row in db.execute(
+            select(
+                PatientFirstDose.protocol_id,
+                PatientScaleSummary.instrument,
+                func.sum(case((evaluable, 1), else_=0)).label("evaluable"),
+                func.sum(case((responded, 1), else_=0)).label("responders"),
+            )
+            .join(
+                PatientScaleSummary, PatientScaleSummary.patient_id == PatientFirstDose.patient_id
+            )
+            .where(cohort, PatientScaleSummary.instrument.in_([scale.id for scale in scales]))
+            .group_by(PatientFirstDose.protocol_id, PatientScaleSummary.instrument)
+        ).all()
+    }
     protocols = load_protocols()
     out: list[ResponseRate] = []
-    for row in rows:
+    for protocol_id, count in sorted(patients.items()):
         for scale in scales:
-            evaluable_n = int(getattr(row, f"{scale.id}_evaluable") or 0)
-            responders = int(getattr(row, f"{scale.id}_responders") or 0)
+            row = counted.get((protocol_id, scale.id))
+            evaluable_n = int(row.evaluable or 0) if row else 0
+            responders = int(row.responders or 0) if row else 0
             out.append(
                 ResponseRate(
-                    protocol_id=row.protocol_id,
-                    protocol=protocols[row.protocol_id].name
-                    if row.protocol_id in protocols
-                    else row.protocol_id,
+                    protocol_id=protocol_id,
+                    protocol=protocols[protocol_id].name
+                    if protocol_id in protocols
+                    else protocol_id,
                     instrument=scale.id,
                     label=scale.label,
                     exploratory=scale.exploratory,
@@ -222,7 +205,7 @@ def _response(db: Session, clinic_id: int, start: datetime, end: datetime) -> li
                     min_baseline=values[scale.min_baseline_setting]
                     if scale.min_baseline_setting
                     else 0,
-                    patients=int(row.patients),
+                    patients=int(count),
                     evaluable=evaluable_n,
                     responders=responders,
                     rate=round(responders / evaluable_n, 3) if evaluable_n else None,

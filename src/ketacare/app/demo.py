@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ketacare.app import audit
+from ketacare.app import audit, outcome_summaries
 from ketacare.app.clinic_settings import EffectiveSettings, effective_settings
 from ketacare.app.demo_treatment import Today, treat
 from ketacare.app.patients import Stage
@@ -170,7 +170,7 @@ def load_demo(db: Session, *, now: datetime, seed: int = 2026) -> DemoResult:
         count = len(db.scalars(select(Patient.id).where(Patient.clinic_id == existing.id)).all())
         return DemoResult(existing.id, False, count, credentials)
 
-    rng = random.Random(seed)  # noqa: S311 (synthetic data, not security)
+    rng = random.Random(seed)  # noqa: S311 (synthetic data, not security)  # nosec B311
     clinic = Clinic(slug=DEMO_SLUG, name=DEMO_CLINIC_NAME, timezone="America/Toronto")
     db.add(clinic)
     db.flush()
@@ -251,6 +251,8 @@ def load_demo(db: Session, *, now: datetime, seed: int = 2026) -> DemoResult:
         today = Today(TODAY[in_course] if stage == Stage.IN_COURSE and in_course < 3 else None)
         in_course += stage == Stage.IN_COURSE
         _programme(db, rng, patient, stage, now, users, settings, today)
+    # The demo writes its records directly; the dashboard's summaries follow from them.
+    outcome_summaries.rebuild(db, clinic.id)
     system = Actor(clinic_id=clinic.id, role=Role.SYSTEM, label="demo-loader")
     db.add(
         audit.event(

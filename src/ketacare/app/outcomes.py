@@ -64,6 +64,16 @@ class WeeklyPointOut(_Out):
     percent_change: float | None
 
 
+class SessionPointOut(_Out):
+    session: int = Field(description="Dosing session number, 1 = the first dose")
+    dose_started_at: datetime
+    administered_at: datetime
+    total: int
+    measurements: int = Field(description="Ratings between this dose and the next")
+    change: int | None
+    percent_change: float | None
+
+
 class OutcomeFlagOut(_Out):
     code: str = Field(description="response | remission | non_response | worsening | item9_new")
     label: str
@@ -90,6 +100,9 @@ class InstrumentOutcomeOut(_Out):
     percent_change_reason: str | None = Field(description="Why the percent is None")
     trajectory: list[TrajectoryPointOut]
     weekly: list[WeeklyPointOut] = Field(description="The last rating of each ISO week")
+    per_session: list[SessionPointOut] = Field(
+        description="The last rating after each dosing session, before the next dose"
+    )
     flags: list[OutcomeFlagOut]
     baseline_definition: str
     percent_change_definition: str

@@ -29,7 +29,7 @@ class Permission(StrEnum):
     MEDICATION_WRITE = "medication.write"
     AUDIT_READ = "audit.read"
     USER_MANAGE = "user.manage"
-    TOKEN_MANAGE_OWN = "token.manage_own"  # noqa: S105 (a permission name)
+    TOKEN_MANAGE_OWN = "token.manage_own"  # noqa: S105 (a permission name)  # nosec B105
     INTAKE_WRITE = "intake.write"
     ELIGIBILITY_SIGN = "eligibility.sign"
     ASSESSMENT_WRITE = "assessment.write"

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ketacare.app import outcome_summaries
 from ketacare.app.assessments import _store
 from ketacare.app.audit import audited
 from ketacare.app.clinic_settings import effective_settings
@@ -317,6 +318,8 @@ def start_dose(db: Session, actor: Actor, session_id: int) -> dict[str, Any]:
         now = utcnow()
         row.dose_started_at = now
         save(db)
+        # The first dose fixes the patient's baseline for the outcome summaries.
+        outcome_summaries.refresh(db, [row.patient_id])
         add_event(db, actor, row, "dose_started", at=now, order_id=order.id)
         note.detail = {"session_id": row.id, "order_id": order.id}
         return {"session_id": row.id, "dose_started_at": now, "order_id": order.id}
@@ -379,9 +382,8 @@ def record_score(db: Session, actor: Actor, session_id: int, data: SessionScoreI
             source="staff",
             at=utcnow(),
             recorded_by=actor.user_id,
+            session_id=row.id,
         )
-        stored.session_id = row.id
-        db.flush()
         note.detail = {"session_id": row.id, "instrument": data.instrument, "total": stored.total}
         return ScoreOut.model_validate(stored)
 

@@ -468,7 +468,12 @@ def ingest_vitals(db: Session, actor: Actor, session_id: int, batch: VitalsBatch
         # Re-sent samples (a key already stored) are skipped by the database itself, so two
         # devices sending the same batch at once store it once.
         table = VitalSample.__table__
-        keyed = [values for _, values in accepted if values["sample_key"] is not None]
+        # In key order: two overlapping batches inserted at once (one sent newest first) then
+        # wait on each other's keys in one order, never in a cycle (a PostgreSQL deadlock).
+        keyed = sorted(
+            (values for _, values in accepted if values["sample_key"] is not None),
+            key=lambda values: values["sample_key"],
+        )
         unkeyed = [values for _, values in accepted if values["sample_key"] is None]
         by_key = {
             r.sample_key: r.id

@@ -15,7 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, Table, insert, select, update
+from sqlalchemy.orm import Session
 
+from ketacare.app import outcome_summaries
 from ketacare.store.models import (
     AdverseEvent,
     Assessment,
@@ -50,6 +52,7 @@ class Filled:
     assessments: int
     alerts: int
     adverse_events: int
+    vitals: int = 0
 
 
 def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -76,12 +79,13 @@ def fill(
     *,
     patients: int,
     assessments_per_patient: int = 10,
+    vitals_per_session: int = 0,
     slug: str = "synthetic",
     seed: int = 7,
     now: datetime | None = None,
 ) -> Filled:
     """Add one synthetic clinic of ``patients`` patients to the database."""
-    rng = random.Random(seed)  # noqa: S311 (synthetic data, not security)
+    rng = random.Random(seed)  # noqa: S311 (synthetic data, not security)  # nosec B311
     now = now or datetime.now(UTC)
     with engine.begin() as conn:
         clinic_id = conn.execute(
@@ -181,6 +185,34 @@ def fill(
             )
             .order_by(TreatmentSession.id)
         ).all()
+
+    def vital_rows() -> Iterator[dict[str, Any]]:
+        # A monitored infusion: a reading every 10 minutes from the start of dosing.
+        for sid, _pid, at in dosed:
+            systolic, heart = rng.uniform(112, 132), rng.uniform(62, 84)
+            for k in range(vitals_per_session):
+                systolic += rng.uniform(-4, 6)
+                heart += rng.uniform(-3, 3)
+                when = at + timedelta(minutes=5 + 10 * k)
+                yield {
+                    "clinic_id": clinic_id,
+                    "session_id": sid,
+                    "measured_at": when,
+                    "received_at": when,
+                    "systolic": round(systolic),
+                    "diastolic": round(systolic * 0.62),
+                    "heart_rate": round(heart),
+                    "spo2": 97.0,
+                    "respiratory_rate": 14.0,
+                    "source": "device",
+                    "sample_key": f"syn-{sid}-{k}",
+                }
+
+    vitals = (
+        _insert_all(engine, VitalSample.__table__, vital_rows())  # type: ignore[arg-type]
+        if vitals_per_session
+        else 0
+    )
     alerted = [(sid, at) for sid, _pid, at in dosed if rng.random() < 0.12]
     if alerted:
         # Alerts point at a reading: one sample per alerted session.
@@ -290,7 +322,9 @@ def fill(
                 }
 
     assessments = _insert_all(engine, Assessment.__table__, assessment_rows())  # type: ignore[arg-type]
-    return Filled(clinic_id, patients, sessions, assessments, alerts, adverse)
+    with Session(engine) as db, db.begin():
+        outcome_summaries.rebuild(db, clinic_id)
+    return Filled(clinic_id, patients, sessions, assessments, alerts, adverse, vitals)
 
 
 def _insert_all(engine: Engine, table: Table, rows: Iterator[dict[str, Any]]) -> int:

@@ -8,6 +8,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from ketacare.app import audit
+from ketacare.app import audit, totp
 from ketacare.app.errors import AuthenticationFailed, InvalidInput, NotFound, Throttled
 from ketacare.app.permissions import Actor, Permission, Role, require
 from ketacare.store.models import ApiToken, Clinic, LoginFailure, User, UserSession
@@ -25,7 +26,7 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
-TOKEN_PREFIX = "kc_"  # noqa: S105 (a public prefix)
+TOKEN_PREFIX = "kc_"  # noqa: S105 (a public prefix)  # nosec B105
 
 
 def hash_password(password: str) -> str:
@@ -118,39 +119,43 @@ def _recent_failures(db: Session, username: str, address: str, since: datetime) 
     )
 
 
-def sign_in(
-    db: Session,
-    username: str,
-    password: str,
-    *,
-    address: str,
-    now: datetime,
-    max_failures: int,
-    window: timedelta,
-) -> SignIn:
-    """Check a password and open a session. Failures are counted per username and per address;
-    past the limit every attempt is refused (even a correct one) until the window has passed."""
-    username = username.strip().lower()
+class SecondFactorRequired(Exception):
+    """The password was right and the account uses two-factor sign-in: a code is needed next.
+    No session is open yet."""
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__("An authentication code is needed.")
+        self.user_id = user_id
+
+
+def _throttle(
+    db: Session, username: str, address: str, now: datetime, max_failures: int, window: timedelta
+) -> None:
     if _recent_failures(db, username, address, now - window) >= max_failures:
         db.rollback()
         raise Throttled(
             "Too many failed sign-in attempts. Wait "
             f"{int(window.total_seconds() // 60)} minutes, or ask an administrator."
         )
-    user = db.scalar(select(User).where(User.username == username))
-    ok = False
-    try:
-        ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError):
-        ok = False
-    if not ok or user is None or not user.active:
-        db.add(LoginFailure(username=username[:64], address=address[:64], at=now))
-        if user is not None:
-            db.add(audit.event(actor_for(user), "auth.sign_in", "denied", audit.AuditNote()))
-        db.commit()
-        raise AuthenticationFailed("Unknown username or wrong password.")
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+
+
+def _fail(
+    db: Session,
+    username: str,
+    address: str,
+    now: datetime,
+    user: User | None,
+    message: str,
+    action: str = "auth.sign_in",
+) -> None:
+    db.add(LoginFailure(username=username[:64], address=address[:64], at=now))
+    if user is not None:
+        db.add(audit.event(actor_for(user), action, "denied", audit.AuditNote()))
+    db.commit()
+    raise AuthenticationFailed(message)
+
+
+def _open_session(db: Session, user: User, now: datetime, detail: dict[str, Any]) -> SignIn:
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     db.add(
@@ -162,10 +167,144 @@ def sign_in(
             last_seen_at=now,
         )
     )
-    db.execute(delete(LoginFailure).where(LoginFailure.username == username))
-    db.add(audit.event(actor_for(user), "auth.sign_in", "success", audit.AuditNote()))
+    db.execute(delete(LoginFailure).where(LoginFailure.username == user.username))
+    db.add(audit.event(actor_for(user), "auth.sign_in", "success", audit.AuditNote(detail=detail)))
     db.commit()
     return SignIn(user=user, session_token=token, csrf_token=csrf)
+
+
+def sign_in(
+    db: Session,
+    username: str,
+    password: str,
+    *,
+    address: str,
+    now: datetime,
+    max_failures: int,
+    window: timedelta,
+) -> SignIn:
+    """Check a password and open a session. Failures are counted per username and per address;
+    past the limit every attempt is refused (even a correct one) until the window has passed.
+    An account with two-factor sign-in raises ``SecondFactorRequired`` instead of opening a
+    session: ``sign_in_second_factor`` finishes it."""
+    username = username.strip().lower()
+    _throttle(db, username, address, now, max_failures, window)
+    user = db.scalar(select(User).where(User.username == username))
+    ok = False
+    try:
+        ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or user is None or not user.active:
+        _fail(db, username, address, now, user, "Unknown username or wrong password.")
+    assert user is not None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    if user.totp_secret:
+        db.commit()
+        raise SecondFactorRequired(user.id)
+    return _open_session(db, user, now, {})
+
+
+def sign_in_second_factor(
+    db: Session,
+    user_id: int,
+    code: str,
+    *,
+    address: str,
+    now: datetime,
+    max_failures: int,
+    window: timedelta,
+) -> SignIn:
+    """The second step: a code from the user's authenticator app, once per time step. Wrong
+    codes count as failed sign-ins, throttled like wrong passwords."""
+    user = db.get(User, user_id)
+    if user is None or not user.active or not user.totp_secret:
+        raise AuthenticationFailed("The sign-in has expired; start again with your password.")
+    _throttle(db, user.username, address, now, max_failures, window)
+    step = totp.matching_step(user.totp_secret, code, now.timestamp(), user.totp_last_step)
+    if step is None:
+        _fail(
+            db,
+            user.username,
+            address,
+            now,
+            user,
+            "Wrong or already used code: enter the code your authenticator app shows now.",
+            "auth.second_factor",
+        )
+    user.totp_last_step = step
+    return _open_session(db, user, now, {"second_factor": "totp"})
+
+
+def current_user(db: Session, actor: Actor) -> User:
+    user = db.get(User, actor.user_id) if actor.user_id else None
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def totp_enabled(db: Session, actor: Actor) -> bool:
+    if actor.user_id is None:
+        return False
+    return db.scalar(select(User.totp_secret).where(User.id == actor.user_id)) is not None
+
+
+@dataclass(frozen=True)
+class TotpSetup:
+    secret: str
+    grouped: str
+    uri: str
+
+    @classmethod
+    def of(cls, secret: str, username: str) -> TotpSetup:
+        return cls(secret, totp.grouped(secret), totp.provisioning_uri(secret, username))
+
+
+def totp_setup(user: User) -> TotpSetup:
+    """A new key to show the user; nothing is stored until a code from it is confirmed."""
+    return TotpSetup.of(totp.new_secret(), user.username)
+
+
+def enable_totp(db: Session, actor: Actor, secret: str, code: str, *, now: datetime) -> None:
+    """Turn two-factor sign-in on, once the user shows a valid code from the new key."""
+    with audit.audited(db, actor, "auth.totp.enable") as note:
+        user = current_user(db, actor)
+        try:
+            step = totp.matching_step(secret, code, now.timestamp(), None)
+        except ValueError:
+            raise InvalidInput("secret", "The key is damaged; start the setup again.") from None
+        if step is None:
+            raise InvalidInput(
+                "code", "That code does not match: enter the 6 digits your app shows now."
+            )
+        user.totp_secret = secret
+        user.totp_last_step = step
+        note.detail = {"user_id": user.id}
+
+
+def disable_totp(
+    db: Session, actor: Actor, user_id: int, code: str | None, *, now: datetime
+) -> None:
+    """Turn two-factor sign-in off: the user with a current code, or an administrator of the
+    clinic (or the command line) for someone who lost their phone."""
+    with audit.audited(db, actor, "auth.totp.disable") as note:
+        user = db.get(User, user_id)
+        if user is None or user.clinic_id != actor.clinic_id:
+            raise NotFound("No such user in your clinic.")
+        note.detail = {"user_id": user.id, "by": "self" if actor.user_id == user.id else "admin"}
+        if actor.user_id == user.id:
+            if not user.totp_secret:
+                raise InvalidInput("code", "Two-factor sign-in is not on.")
+            step = totp.matching_step(
+                user.totp_secret, code or "", now.timestamp(), user.totp_last_step
+            )
+            if step is None:
+                raise InvalidInput("code", "Enter a current code from your app to turn it off.")
+        else:
+            require(actor, Permission.USER_MANAGE)
+        user.totp_secret = None
+        user.totp_last_step = None
 
 
 @dataclass(frozen=True)

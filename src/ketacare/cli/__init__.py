@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ketacare.cli import core, dose, eligibility, export, interactions, report, scores
+from ketacare.cli import backup, core, dose, eligibility, export, fhir, interactions, report, scores
 
 app = typer.Typer(
     name="ketacare",
@@ -20,6 +20,8 @@ interactions.register(app)
 dose.register(app)
 export.register(app)
 report.register(app)
+fhir.register(app)
+backup.register(app)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from sqlalchemy import select
 
 from ketacare import __version__
 from ketacare.app import demo as demo_uc
+from ketacare.app import outcome_summaries, synthetic
 from ketacare.app import patients as patients_uc
 from ketacare.app import users as users_uc
 from ketacare.app.permissions import Role
@@ -58,6 +60,16 @@ def db_upgrade() -> None:
     typer.echo(f"database at revision {revision}")
 
 
+@db_app.command("rebuild-summaries")
+def db_rebuild_summaries() -> None:
+    """Recompute the dashboard's per-patient outcome summaries from the records (after a bulk
+    load written straight into the tables; every use-case keeps them in step itself)."""
+    with database() as db:
+        outcome_summaries.rebuild(db)
+        db.commit()
+    typer.echo("outcome summaries rebuilt")
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,
@@ -85,11 +97,25 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve afterwards")
     ] = False,
+    patients: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=10_000_000,
+            help="Also add this many synthetic patients (for load and scale tests)",
+        ),
+    ] = 0,
+    clinics: Annotated[
+        int, typer.Option(min=1, max=1000, help="Spread the synthetic patients over K clinics")
+    ] = 1,
 ) -> None:
-    """Migrate the database and load the demo clinic (safe to run again)."""
+    """Migrate the database and load the demo clinic (safe to run again); with --patients, add
+    synthetic clinics with courses, sessions, vitals and ratings, bulk inserted."""
     _upgrade()
     with database() as db:
         result = demo_uc.load_demo(db, now=utcnow())
+    if patients:
+        _synthetic(patients, clinics)
     console = Console()
     state = "created" if result.created else "already present, nothing added"
     console.print(f"[bold]Demo clinic[/bold] {state}: {result.patients} patients.")
@@ -104,6 +130,30 @@ def demo(
         settings = get_settings()
         console.print(f"Open http://{settings.host}:{settings.port}")
         serve(host=None, port=None, workers=1, migrate_first=False)
+
+
+def _synthetic(patients: int, clinics: int) -> None:
+    engine = make_engine(get_settings().effective_database_url)
+    try:
+        with engine.connect() as conn:
+            taken = set(conn.scalars(select(Clinic.slug)))
+        for k in range(clinics):
+            slug = f"synthetic-{k + 1}"
+            if slug in taken:
+                typer.echo(f"{slug}: already present, nothing added")
+                continue
+            share = patients // clinics + (1 if k < patients % clinics else 0)
+            began = time.perf_counter()
+            filled = synthetic.fill(
+                engine, patients=share, vitals_per_session=7, slug=slug, seed=7 + k
+            )
+            typer.echo(
+                f"{slug}: {filled.patients} patients, {filled.sessions} sessions, "
+                f"{filled.vitals} vital-sign samples, {filled.assessments} ratings, "
+                f"{filled.alerts} alerts ({time.perf_counter() - began:.0f} s)"
+            )
+    finally:
+        engine.dispose()
 
 
 @user_app.command("add")
@@ -157,6 +207,22 @@ def user_token(
             fail(f"username: no user {username!r}")
         created = users_uc.create_api_token(db, users_uc.actor_for(user), name)
     typer.echo(created.token)
+
+
+@user_app.command("totp-reset")
+def user_totp_reset(
+    username: Annotated[str, typer.Argument(help="The user who lost their authenticator")],
+) -> None:
+    """Turn two-factor sign-in off for a user (recorded in the audit trail); they sign in with
+    the password alone and can set it up again on their Account page."""
+    with database() as db:
+        user = db.scalar(select(User).where(User.username == username.lower()))
+        if user is None:
+            fail(f"username: no user {username!r}")
+        if not user.totp_secret:
+            fail(f"username: {user.username} does not use two-factor sign-in")
+        users_uc.disable_totp(db, operator(user.clinic_id), user.id, None, now=utcnow())
+    typer.echo(f"two-factor sign-in turned off for {user.username}")
 
 
 @patients_app.command("list")

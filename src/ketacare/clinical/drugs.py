@@ -19,7 +19,7 @@ from __future__ import annotations
 import bz2
 import importlib.metadata
 import importlib.util
-import pickle
+import pickle  # nosec B403
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -165,7 +165,7 @@ def _load_broad_vocabulary() -> BroadVocabulary | None:
     try:
         with bz2.open(path, "rb") as fh:
             # The file ships inside the installed package: as trusted as the package's code.
-            data = pickle.load(fh)  # noqa: S301
+            data = pickle.load(fh)  # noqa: S301  # nosec B301
         variants: Mapping[str, Sequence[str]] = data["drug_variant_to_canonical"]
         canonical: Mapping[str, Mapping[str, object]] = data["drug_canonical_to_data"]
     except (OSError, EOFError, KeyError, TypeError, pickle.UnpicklingError):

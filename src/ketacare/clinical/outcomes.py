@@ -144,6 +144,30 @@ class WeeklyPoint:
 
 
 @dataclass(frozen=True)
+class SessionPoint:
+    """The last rating after dosing session ``session`` and before the next one started."""
+
+    session: int
+    dose_started_at: datetime
+    administered_at: datetime
+    total: int
+    measurements: int
+    change: int | None = None
+    percent_change: float | None = None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "session": self.session,
+            "dose_started_at": self.dose_started_at.isoformat(),
+            "administered_at": self.administered_at.isoformat(),
+            "total": self.total,
+            "measurements": self.measurements,
+            "change": self.change,
+            "percent_change": self.percent_change,
+        }
+
+
+@dataclass(frozen=True)
 class OutcomeFlag:
     """One outcome definition applied to the patient. ``status``: met | not_met | unknown |
     not_applicable. ``text`` says what was found for this patient; ``definition`` is the rule
@@ -202,6 +226,8 @@ class InstrumentOutcome:
     sources: tuple[str, ...]
     tz: str
     knowledge_version: str
+    # Known only when the dose start times were given (not just their count).
+    per_session: tuple[SessionPoint, ...] = ()
 
     def flag(self, code: str) -> OutcomeFlag:
         return next(f for f in self.flags if f.code == code)
@@ -226,6 +252,7 @@ class InstrumentOutcome:
             "percent_change_reason": self.percent_change_reason,
             "trajectory": [p.to_json_dict() for p in self.trajectory],
             "weekly": [w.to_json_dict() for w in self.weekly],
+            "per_session": [p.to_json_dict() for p in self.per_session],
             "flags": [f.to_json_dict() for f in self.flags],
             "baseline_definition": self.baseline_definition,
             "percent_change_definition": self.percent_change_definition,
@@ -717,6 +744,37 @@ def _weekly(
     return tuple(out)
 
 
+def _per_session(
+    trajectory: list[TrajectoryPoint], times: list[datetime] | None
+) -> tuple[SessionPoint, ...]:
+    """Per dosing session, the last rating after its dose started and before the next dose
+    started; a session with no rating in that interval has no point."""
+    if not times:
+        return ()
+    out = []
+    for number, started in enumerate(times, start=1):
+        until = times[number] if number < len(times) else None
+        between = [
+            p
+            for p in trajectory
+            if p.administered_at > started and (until is None or p.administered_at <= until)
+        ]
+        if between:
+            last = between[-1]
+            out.append(
+                SessionPoint(
+                    session=number,
+                    dose_started_at=started,
+                    administered_at=last.administered_at,
+                    total=last.total,
+                    measurements=len(between),
+                    change=last.change,
+                    percent_change=last.percent_change,
+                )
+            )
+    return tuple(out)
+
+
 def _instrument_values(scale: OutcomeInstrumentDef, defs: OutcomesDef) -> dict[str, int | float]:
     values = defs.values()
     out: dict[str, int | float] = {
@@ -839,6 +897,7 @@ def instrument_outcome(
         percent_change_reason=percent_reason,
         trajectory=tuple(trajectory),
         weekly=_weekly(trajectory, week_counts, zone),
+        per_session=_per_session(trajectory, times),
         flags=flags,
         baseline_definition=ctx.fill(defs.definition("baseline")),
         percent_change_definition=ctx.fill(defs.definition("percent_change")),

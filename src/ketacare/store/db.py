@@ -27,6 +27,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
+    # Errors and logs show statements without their values: those can be patient data, password
+    # hashes or token hashes.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
@@ -74,7 +77,7 @@ def insert_new(
         names = list(rows[0])
         columns = ", ".join(f"{n} {_PG_TYPE[_python_type(table.c[n].type)]}" for n in names)
         statement = text(
-            f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 (names from the table, values bound)
+            f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 (names from the table, values bound)  # nosec B608
             f"SELECT {', '.join(names)} FROM json_to_recordset(CAST(:rows AS json)) "
             f"AS r({columns}) ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
         )

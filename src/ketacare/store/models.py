@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     Float,
@@ -66,6 +67,10 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Two-factor sign-in (RFC 6238): the key shared with the user's authenticator app, and the
+    # last time step accepted, so a code is never accepted twice.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class UserSession(Base):
@@ -277,6 +282,33 @@ class Assessment(Base):
     session_id: Mapped[int | None] = mapped_column(ForeignKey("treatment_sessions.id"), index=True)
 
 
+class PatientFirstDose(Base):
+    """Derived, kept in step by every write that doses a patient: when the first dose of the
+    programme started and under which protocol. The clinic dashboard's cohorts come from here
+    instead of a scan of every session."""
+
+    __tablename__ = "patient_first_doses"
+    __table_args__ = (Index("ix_patient_first_doses_clinic_at", "clinic_id", "first_dose_at"),)
+
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    first_dose_at: Mapped[datetime]
+    protocol_id: Mapped[str] = mapped_column(String(40))
+
+
+class PatientScaleSummary(Base):
+    """Derived, kept in step with ratings and the first dose: per dosed patient and scale, the
+    baseline total (latest rating at or before the first dose) and the latest total after it."""
+
+    __tablename__ = "patient_scale_summaries"
+
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), primary_key=True)
+    instrument: Mapped[str] = mapped_column(String(20), primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    baseline_total: Mapped[int | None] = mapped_column(Integer)
+    latest_total: Mapped[int | None] = mapped_column(Integer)
+
+
 class FlagAcknowledgement(Base):
     """A clinician has seen an urgent flag and acted (e.g. PHQ-9 item 9 answered above 0)."""
 
@@ -385,7 +417,8 @@ class TreatmentSession(Base):
         Index("ix_treatment_sessions_clinic_status_at", "clinic_id", "status", "scheduled_at"),
         Index("ix_treatment_sessions_course", "course_id", "plan_key"),
         # Dashboard: sessions dosed in a period; each patient's first dose and its protocol.
-        Index("ix_treatment_sessions_clinic_dose", "clinic_id", "dose_started_at"),
+        # With the id, counting a period's alerts and adverse events reads only the index.
+        Index("ix_treatment_sessions_clinic_dose_id", "clinic_id", "dose_started_at", "id"),
         Index(
             "ix_treatment_sessions_clinic_patient_dose",
             "clinic_id",
@@ -595,3 +628,78 @@ class SessionAlert(Base):
     text: Mapped[str] = mapped_column(Text)
     sources: Mapped[list[str]] = mapped_column(JSON)
     knowledge_version: Mapped[str] = mapped_column(String(32))
+
+
+class ExternalRecord(Base):
+    """Which local row a resource imported from another system became, and a hash of the
+    content it had: importing the same resource again finds it here and changes nothing."""
+
+    __tablename__ = "external_records"
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "system", "resource_type", "external_id"),
+        Index("ix_external_records_local", "local_table", "local_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    # The sending system (Bundle.meta.source, else the system of the patient's identifier).
+    system: Mapped[str] = mapped_column(String(255))
+    resource_type: Mapped[str] = mapped_column(String(40))
+    external_id: Mapped[str] = mapped_column(String(255))
+    local_table: Mapped[str] = mapped_column(String(40))
+    local_id: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PatientCondition(Base):
+    """A coded diagnosis on the patient's problem list (ICD-10, SNOMED CT), as received."""
+
+    __tablename__ = "patient_conditions"
+    __table_args__ = (Index("ix_patient_conditions_patient", "patient_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    code_system: Mapped[str | None] = mapped_column(String(255))
+    code: Mapped[str | None] = mapped_column(String(64))
+    display: Mapped[str | None] = mapped_column(String(500))
+    # Every coding as received ({system, code, display}); the first known one is in code.
+    codings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    clinical_status: Mapped[str | None] = mapped_column(String(20))
+    onset: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(20), default="import")
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImportedResource(Base):
+    """A received resource KetaCare has no other home for: a blood pressure outside a session,
+    an observation with a code or unit it does not understand, a refused value, a resource
+    type it does not use. Kept with the reason, never dropped."""
+
+    __tablename__ = "imported_resources"
+    __table_args__ = (
+        Index("ix_imported_resources_patient_at", "patient_id", "effective_at"),
+        Index("ix_imported_resources_clinic_disposition", "clinic_id", "disposition"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    resource_type: Mapped[str] = mapped_column(String(40))
+    # stored: understood (e.g. blood pressure) | kept: not understood | refused: impossible
+    disposition: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str | None] = mapped_column(String(40))
+    code_system: Mapped[str | None] = mapped_column(String(255))
+    code: Mapped[str | None] = mapped_column(String(64))
+    display: Mapped[str | None] = mapped_column(String(500))
+    effective_at: Mapped[datetime | None]
+    # Numbers as received, by name ({"systolic": 128, "diastolic": 82} or {"value": 5.4}).
+    readings: Mapped[dict[str, Any] | None]
+    unit: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    resource: Mapped[dict[str, Any]]
+    imported_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)

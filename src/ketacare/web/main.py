@@ -65,7 +65,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         sessions=make_session_factory(engine),
         secret=settings.effective_secret_key(),
     )
-    app.add_middleware(SecurityHeaders)
+    # Served over HTTPS (secure cookies): browsers are told to use nothing else for a year.
+    app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)
     errors.install(app)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     app.include_router(api_router)

@@ -16,11 +16,15 @@ DOCS_CSP = (
 )
 
 
+HSTS = "max-age=31536000; includeSubDomains"
+
+
 class SecurityHeaders:
     """Pure ASGI middleware (no per-request task overhead)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -36,6 +40,8 @@ class SecurityHeaders:
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Referrer-Policy", "same-origin")
                 headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+                if self.hsts:
+                    headers.setdefault("Strict-Transport-Security", HSTS)
                 if not path.startswith("/static/"):
                     # Patient data must not linger in shared caches or the back-button cache.
                     headers.setdefault("Cache-Control", "no-store")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from ketacare.app import dashboard as uc
 from ketacare.web.auth import CurrentPrincipal, DbSession
@@ -19,6 +21,11 @@ def dashboard(
     date_from: date | None = None,
     date_to: date | None = None,
 ) -> uc.Dashboard:
-    return uc.clinic_dashboard(
-        db, principal.actor, uc.DashboardFilter(date_from=date_from, date_to=date_to)
-    )
+    try:
+        flt = uc.DashboardFilter(date_from=date_from, date_to=date_to)
+    except ValidationError as exc:  # the period's own rule: from must not be after to
+        message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise RequestValidationError(
+            [{"loc": ("query", "date_from"), "msg": message, "type": "value_error"}]
+        ) from None
+    return uc.clinic_dashboard(db, principal.actor, flt)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 
 from ketacare.app import session_record as rec
 from ketacare.app import sessions as uc
+from ketacare.web.api.responses import CHANGED
 from ketacare.web.auth import CurrentPrincipal, DbSession
 
 router = APIRouter(tags=["sessions"])
@@ -33,6 +34,7 @@ def get_session(db: DbSession, principal: CurrentPrincipal, session_id: int) -> 
 @router.post(
     "/sessions/{session_id}/start",
     response_model=uc.SessionOut,
+    responses=CHANGED,
     summary="Pre-dose readings through the blood-pressure gate, then start",
 )
 def start_session(
@@ -64,14 +66,19 @@ def list_sessions(
     return uc.list_patient_sessions(db, principal.actor, patient_id)
 
 
-@router.post("/sessions/{session_id}/pause", response_model=uc.SessionOut, summary="Pause dosing")
+@router.post(
+    "/sessions/{session_id}/pause",
+    response_model=uc.SessionOut,
+    responses=CHANGED,
+    summary="Pause dosing",
+)
 def pause_session(
     db: DbSession, principal: CurrentPrincipal, session_id: int, body: uc.ReasonIn
 ) -> uc.SessionOut:
     return uc.pause_session(db, principal.actor, session_id, body)
 
 
-@router.post("/sessions/{session_id}/resume", response_model=uc.SessionOut)
+@router.post("/sessions/{session_id}/resume", response_model=uc.SessionOut, responses=CHANGED)
 def resume_session(
     db: DbSession, principal: CurrentPrincipal, session_id: int, body: uc.ReasonIn
 ) -> uc.SessionOut:
@@ -79,7 +86,10 @@ def resume_session(
 
 
 @router.post(
-    "/sessions/{session_id}/stop", response_model=uc.SessionOut, summary="Stop dosing early"
+    "/sessions/{session_id}/stop",
+    response_model=uc.SessionOut,
+    responses=CHANGED,
+    summary="Stop dosing early",
 )
 def stop_session(
     db: DbSession, principal: CurrentPrincipal, session_id: int, body: uc.ReasonIn
@@ -115,12 +125,16 @@ def verify_order(
     return rec.verify_order(db, principal.actor, session_id, order_id)
 
 
-@router.post("/sessions/{session_id}/dose/start", summary="Dosing starts")
+@router.post("/sessions/{session_id}/dose/start", responses=CHANGED, summary="Dosing starts")
 def start_dose(db: DbSession, principal: CurrentPrincipal, session_id: int) -> dict[str, Any]:
     return rec.start_dose(db, principal.actor, session_id)
 
 
-@router.post("/sessions/{session_id}/dose/end", summary="Dosing ends; observation begins")
+@router.post(
+    "/sessions/{session_id}/dose/end",
+    responses=CHANGED,
+    summary="Dosing ends; observation begins",
+)
 def end_dose(db: DbSession, principal: CurrentPrincipal, session_id: int) -> dict[str, Any]:
     return rec.end_dose(db, principal.actor, session_id)
 
@@ -171,6 +185,7 @@ def discharge_check(
 
 @router.post(
     "/sessions/{session_id}/sign",
+    responses=CHANGED,
     summary="Discharge and sign off: the session becomes immutable",
 )
 def sign_session(

@@ -55,6 +55,7 @@ CATEGORY: dict[tuple[str, str | None], str] = {
     ("outcomes.yaml", None): "Outcome definitions",
     ("consent.yaml", None): "Consent text",
     ("faq.yaml", None): "Patient information sheet and FAQ",
+    ("fhir_codes.yaml", None): "FHIR export codes",
     ("instruments", None): "Instruments",
 }
 CATEGORY_ORDER = tuple(dict.fromkeys(CATEGORY.values()))
@@ -62,7 +63,10 @@ CATEGORY_ORDER = tuple(dict.fromkeys(CATEGORY.values()))
 _NAME_KEYS = ("id", "code", "key", "band", "topic", "name", "label", "question")
 _TITLE_KEYS = ("title", "short_name", "label", "name", "question")
 # Loaders of knowledge that may or may not be installed (module, function).
-_OPTIONAL_LOADERS = (("ketacare.knowledge.outcome_defs", "load_outcomes"),)
+_OPTIONAL_LOADERS = (
+    ("ketacare.knowledge.outcome_defs", "load_outcomes"),
+    ("ketacare.knowledge.fhir_code_defs", "load_fhir_codes"),
+)
 
 
 @dataclass(frozen=True, order=True)

@@ -13,6 +13,7 @@ from ketacare.app import assessments as sc
 from ketacare.app import intake as uc
 from ketacare.app import patients as pt
 from ketacare.app.errors import Conflict, InvalidInput
+from ketacare.app.permissions import Permission, require
 from ketacare.clinical.eligibility import HistoryCode, TreatmentResponse
 from ketacare.clinical.instruments import instrument
 from ketacare.web.auth import CurrentPrincipal, DbSession
@@ -119,6 +120,8 @@ def _render_intake(
 def intake_form(
     request: Request, db: DbSession, principal: CurrentPrincipal, patient_id: int
 ) -> Response:
+    # Forms are offered only to those who may submit them; the use-cases check submissions.
+    require(principal.actor, Permission.INTAKE_WRITE)
     chart = pt.get_chart(db, principal.actor, patient_id)
     current = uc.get_intake(db, principal.actor, patient_id)
     return _render_intake(
@@ -188,6 +191,7 @@ def new_assessment(
     patient_id: int,
     instrument_id: str = "phq9",
 ) -> Response:
+    require(principal.actor, Permission.ASSESSMENT_WRITE)
     chart = pt.get_chart(db, principal.actor, patient_id)
     if instrument_id not in sc.STAFF_INSTRUMENTS:
         raise InvalidInput("instrument_id", f"Unknown instrument {instrument_id!r}.")

@@ -11,6 +11,7 @@ from ketacare.app import intake as intake_uc
 from ketacare.app import patients as uc
 from ketacare.app.assessments import SELF_REPORT_INSTRUMENTS, STAFF_INSTRUMENTS
 from ketacare.app.errors import Conflict, InvalidInput
+from ketacare.app.permissions import Permission, require
 from ketacare.web.auth import CurrentPrincipal, DbSession, Principal
 from ketacare.web.ui.render import parse_form, render
 
@@ -35,6 +36,8 @@ def patient_list(
 
 @router.get("/new")
 def new_patient(request: Request, principal: CurrentPrincipal) -> Response:
+    # A form is offered only to those who may submit it (the use-case checks the submission).
+    require(principal.actor, Permission.PATIENT_WRITE)
     return render(request, "patients/form.html", principal, values={}, errors={}, patient=None)
 
 
@@ -96,6 +99,7 @@ def chart(
 def edit_patient(
     request: Request, db: DbSession, principal: CurrentPrincipal, patient_id: int
 ) -> Response:
+    require(principal.actor, Permission.PATIENT_WRITE)
     chart = uc.get_chart(db, principal.actor, patient_id)
     values = chart.patient.model_dump(mode="json")
     return render(

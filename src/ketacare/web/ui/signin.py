@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ketacare.app import users
 from ketacare.app.errors import AuthenticationFailed, Throttled
@@ -20,6 +21,7 @@ from ketacare.web.auth import (
     new_login_csrf,
     optional_principal,
 )
+from ketacare.web.state import WebState
 from ketacare.web.ui.render import render
 
 router = APIRouter()
@@ -54,8 +56,43 @@ def login_page(request: Request, db: DbSession, state: State, next: str | None =
     return response
 
 
+# The password step hands the code step a signed, short-lived note of who passed it.
+CHALLENGE_SECONDS = 300
+
+
+def _challenges(state: WebState) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(state.secret, salt="ketacare.second-factor")
+
+
+def _signed_in(state: WebState, result: users.SignIn, next: str) -> Response:
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        state.signer.sign(result.session_token).decode(),
+        httponly=True,
+        # Strict: no cross-site request, not even a link from elsewhere, carries the session.
+        samesite="strict",
+        secure=state.settings.cookie_secure,
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+def _refused(request: Request, exc: Exception, template: str, **context: object) -> Response:
+    return render(
+        request,
+        template,
+        None,
+        status_code=429 if isinstance(exc, Throttled) else 401,
+        csrf=request.cookies.get(LOGIN_CSRF_COOKIE, ""),
+        error=getattr(exc, "message", str(exc)),
+        **context,
+    )
+
+
 @router.post("/login")
-def login(
+# The empty defaults are form fields left blank, not passwords.
+def login(  # nosec B107
     request: Request,
     db: DbSession,
     state: State,
@@ -75,28 +112,55 @@ def login(
             max_failures=settings.login_max_failures,
             window=timedelta(minutes=settings.login_window_minutes),
         )
-    except (AuthenticationFailed, Throttled) as exc:
-        status = 429 if isinstance(exc, Throttled) else 401
+    except users.SecondFactorRequired as needed:
         return render(
             request,
-            "login.html",
+            "login_code.html",
             None,
-            status_code=status,
             csrf=request.cookies.get(LOGIN_CSRF_COOKIE, ""),
             next=_safe_next(next),
-            error=exc.message,
-            username=username,
+            challenge=_challenges(state).dumps(needed.user_id),
+            error=None,
         )
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        state.signer.sign(result.session_token).decode(),
-        httponly=True,
-        samesite="lax",
-        secure=settings.cookie_secure,
-    )
-    response.delete_cookie(LOGIN_CSRF_COOKIE)
-    return response
+    except (AuthenticationFailed, Throttled) as exc:
+        return _refused(request, exc, "login.html", next=_safe_next(next), username=username)
+    return _signed_in(state, result, next)
+
+
+@router.post("/login/code")
+def login_code(
+    request: Request,
+    db: DbSession,
+    state: State,
+    challenge: Annotated[str, Form(max_length=500)] = "",
+    code: Annotated[str, Form(max_length=20)] = "",
+    next: Annotated[str, Form(max_length=500)] = "/patients",
+) -> Response:
+    settings = state.settings
+    address = request.client.host if request.client else "unknown"
+    try:
+        user_id = _challenges(state).loads(challenge, max_age=CHALLENGE_SECONDS)
+    except BadSignature:
+        return _refused(
+            request,
+            AuthenticationFailed("The sign-in has expired; start again with your password."),
+            "login.html",
+            next=_safe_next(next),
+            username="",
+        )
+    try:
+        result = users.sign_in_second_factor(
+            db,
+            int(user_id),
+            code,
+            address=address,
+            now=utcnow(),
+            max_failures=settings.login_max_failures,
+            window=timedelta(minutes=settings.login_window_minutes),
+        )
+    except (AuthenticationFailed, Throttled) as exc:
+        return _refused(request, exc, "login_code.html", next=_safe_next(next), challenge=challenge)
+    return _signed_in(state, result, next)
 
 
 @router.post("/logout")
