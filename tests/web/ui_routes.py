@@ -227,6 +227,7 @@ UI_ROUTES: dict[tuple[str, str], UiCase] = {
         stores=True,
     ),
     # Any signed-in user.
+    # Signing out would end the module's shared browser; tests/web/test_ui.py signs out.
     ("POST", "/logout"): UiCase(None, ok=303, exercised=False, note=SIGN_IN),
     ("GET", "/evidence"): UiCase(None),
     ("GET", "/account"): UiCase(P.TOKEN_MANAGE_OWN),
