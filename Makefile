@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo serve test lint format browser pango clean bench audit soak
+.PHONY: demo serve test lint format browser pango clean bench audit soak wrk
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,14 +58,22 @@ test: $(DEV_STAMP) browser pango lint
 	$(BIN)/python -m pytest
 
 # Every benchmark; the figures go to bench/results.md (PostgreSQL ones use 127.0.0.1:5432).
-bench: $(DEV_STAMP)
+bench: $(DEV_STAMP) wrk
 	$(BIN)/python bench/_all.py
 
+# The load benchmark drives the server with Debian's wrk; install it when it is missing.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing Debian's wrk for the load benchmark"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
+
 # Long runs: 150 server kills per backend and the write races 50 times over (see
-# docs/operations.md); with KETACARE_TEST_POSTGRES_URL set, on PostgreSQL too.
+# docs/operations.md); with KETACARE_TEST_POSTGRES_URL set, on PostgreSQL too. The API fuzzing
+# runs 300 random cases per operation (KETACARE_FUZZ_EXAMPLES to change it).
 soak: $(DEV_STAMP)
 	KETACARE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
-	  tests/store/test_crash_safety.py tests/web/test_concurrency.py
+	  tests/store/test_crash_safety.py tests/web/test_concurrency.py tests/web/test_fuzz_api.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
