@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ketacare.app.permissions import Role
-from ketacare.store.models import Base
-from tests.conftest import ClinicWorld, bearer
+from ketacare.store.models import Base, Patient
+from tests.conftest import ClinicWorld, bearer, ui_login
 
 DATA = Path(__file__).parents[1] / "interop" / "data" / "other_ehr_bundle.json"
 FHIR = {"Content-Type": "application/fhir+json"}
@@ -159,3 +159,23 @@ def test_the_imported_records_of_a_patient(
         headers=bearer(db, world_b.users[Role.NURSE]),
     )
     assert other.status_code == 404
+
+
+def test_the_chart_shows_what_other_systems_sent(
+    client: TestClient, db: Session, world_a: ClinicWorld
+) -> None:
+    nurse = world_a.users[Role.NURSE]
+    response = post(client, bearer(db, nurse), other_ehr())
+    assert response.status_code == 200
+    patient_id = db.scalar(select(Patient.id).where(Patient.mrn == "LP-48213"))
+    assert patient_id is not None
+    ui_login(client, nurse.username)
+    card = client.get(f"/patients/{patient_id}/imported", headers={"HX-Request": "true"})
+    assert card.status_code == 200
+    assert "Received from other systems" in card.text
+    assert "128/82 mmHg" in card.text and "F90.0" in card.text
+    # The made-up code and the refused unit are shown as kept, not hidden.
+    assert card.text.count('data-disposition="kept"') >= 2
+    empty = client.get(f"/patients/{world_a.patients[0].id}/imported")
+    assert empty.status_code == 200 and "Received from other systems" not in empty.text
+    assert f'hx-get="/patients/{patient_id}/imported"' in client.get(f"/patients/{patient_id}").text

@@ -265,6 +265,7 @@ UI_ROUTES: dict[tuple[str, str], UiCase] = {
     ),
     ("GET", "/patients/{patient_id}/interactions"): UiCase(P.PATIENT_READ),
     ("GET", "/patients/{patient_id}/outcomes"): UiCase(P.PATIENT_READ),
+    ("GET", "/patients/{patient_id}/imported"): UiCase(P.PATIENT_READ),
     ("GET", "/patients/{patient_id}/report.pdf"): UiCase(P.PATIENT_READ),
     ("GET", "/patients/{patient_id}/sheet.pdf"): UiCase(P.PATIENT_READ),
     # Intake, eligibility, consent, rating scales, questionnaire links.

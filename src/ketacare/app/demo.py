@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ketacare.app import audit, outcome_summaries
+from ketacare.app import audit, fhir_import, outcome_summaries
 from ketacare.app.clinic_settings import EffectiveSettings, effective_settings
 from ketacare.app.demo_treatment import Today, treat
 from ketacare.app.patients import Stage
 from ketacare.app.permissions import Actor, Role
 from ketacare.app.text import fold
-from ketacare.app.users import hash_password
+from ketacare.app.users import actor_for, hash_password
 from ketacare.clinical.instruments import score
 from ketacare.store.models import (
     Assessment,
@@ -260,7 +260,90 @@ def load_demo(db: Session, *, now: datetime, seed: int = 2026) -> DemoResult:
         )
     )
     db.commit()
+    first = db.scalar(
+        select(Patient).where(Patient.clinic_id == clinic.id).order_by(Patient.id).limit(1)
+    )
+    if first is not None:
+        fhir_import.import_bundle(db, actor_for(users[Role.NURSE]), _referral(first, now))
     return DemoResult(clinic.id, True, len(STAGES), credentials)
+
+
+def _referral(patient: Patient, now: datetime) -> dict[str, object]:
+    """What a family physician's EHR sends with a referral, as a FHIR transaction: the ADHD
+    diagnosis and a blood pressure from the office, for a patient in intake."""
+    when = (now - timedelta(days=20)).replace(microsecond=0).isoformat()
+    subject = {"reference": "urn:uuid:referral-patient"}
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:referral-patient",
+                "resource": {
+                    "resourceType": "Patient",
+                    "id": "fp-patient",
+                    "identifier": [{"system": "urn:demo:family-practice", "value": patient.mrn}],
+                    "name": [{"family": patient.family_name, "given": [patient.given_name]}],
+                    "birthDate": patient.date_of_birth.isoformat(),
+                    "gender": patient.sex if patient.sex in ("male", "female") else "unknown",
+                },
+                "request": {"method": "PUT", "url": f"Patient?identifier={patient.mrn}"},
+            },
+            {
+                "fullUrl": "urn:uuid:referral-adhd",
+                "resource": {
+                    "resourceType": "Condition",
+                    "id": "fp-adhd",
+                    "clinicalStatus": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                "code": "active",
+                            }
+                        ]
+                    },
+                    "code": {
+                        "coding": [
+                            {
+                                "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                                "code": "F90.0",
+                                "display": "Attention-deficit hyperactivity disorder, "
+                                "predominantly inattentive type",
+                            }
+                        ],
+                        "text": "ADHD, inattentive presentation",
+                    },
+                    "subject": subject,
+                    "onsetString": "childhood",
+                },
+                "request": {"method": "POST", "url": "Condition"},
+            },
+            {
+                "fullUrl": "urn:uuid:referral-bp",
+                "resource": {
+                    "resourceType": "Observation",
+                    "id": "fp-bp",
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+                    "subject": subject,
+                    "effectiveDateTime": when,
+                    "component": [
+                        {
+                            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                            "valueQuantity": {
+                                "value": value,
+                                "unit": "mmHg",
+                                "system": "http://unitsofmeasure.org",
+                                "code": "mm[Hg]",
+                            },
+                        }
+                        for code, value in (("8480-6", 134), ("8462-4", 86))
+                    ],
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            },
+        ],
+    }
 
 
 # Stages whose patients have been through intake, sign-off and consent.

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from ketacare.app import fhir_import as fhir_import_uc
 from ketacare.app import intake as intake_uc
 from ketacare.app import patients as uc
 from ketacare.app.assessments import SELF_REPORT_INSTRUMENTS, STAFF_INSTRUMENTS
@@ -93,6 +94,15 @@ def chart(
     request: Request, db: DbSession, principal: CurrentPrincipal, patient_id: int
 ) -> Response:
     return _chart(request, db, principal, patient_id)
+
+
+@router.get("/{patient_id}/imported")
+def imported(
+    request: Request, db: DbSession, principal: CurrentPrincipal, patient_id: int
+) -> Response:
+    """The chart's card of what other systems sent (diagnoses, blood pressures, kept codes)."""
+    records = fhir_import_uc.list_imported(db, principal.actor, patient_id)
+    return render(request, "patients/_imported.html", principal, records=records)
 
 
 @router.get("/{patient_id}/edit")
