@@ -3,14 +3,17 @@ the field, a stale version is a conflict, and only an administrator changes them
 
 from __future__ import annotations
 
+import re
 from datetime import date, time
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tests.conftest import ClinicWorld
 
 from ketacare.app.clinic_settings import (
+    CalendarSettings,
     ClinicSettingsIn,
     effective_settings,
     get_clinic_settings,
@@ -106,3 +109,26 @@ def test_each_clinic_has_its_own_settings(
     other = get_clinic_settings(db, world_b.actor(Role.NURSE))
     assert other.version == 1 and other.monitoring == {}
     assert effective_settings(db, world_b.clinic.id).require_second_check is False
+
+
+@pytest.mark.parametrize("field", ["opens", "closes"])
+def test_opening_hours_with_a_time_zone_are_refused_naming_the_field(field: str) -> None:
+    # The clinic's time zone applies; an offset used to reach the opening/closing comparison
+    # (naive against aware) and fail there.
+    calendar = {"opens": "08:00", "closes": "17:00", field: "09:00:00Z"}
+    with pytest.raises(ValidationError) as info:
+        ClinicSettingsIn.model_validate({"calendar": calendar})
+    (error,) = info.value.errors()
+    assert error["loc"] == ("calendar", field)
+    assert "without a time zone" in error["msg"]
+
+
+def test_the_schema_declares_opening_hours_as_local_times_the_api_sends() -> None:
+    # JSON Schema's "time" format needs a UTC offset, which the hours (correctly) do not carry.
+    props = ClinicSettingsIn.model_json_schema()["$defs"]["CalendarSettings"]["properties"]
+    sent = CalendarSettings().model_dump(mode="json")
+    for name in ("opens", "closes"):
+        assert "format" not in props[name]
+        assert re.fullmatch(props[name]["pattern"], sent[name])
+        assert re.fullmatch(props[name]["pattern"], "07:30")
+        assert not re.fullmatch(props[name]["pattern"], "07:30:00Z")

@@ -428,3 +428,11 @@ def test_phq9_band_matches_the_published_cut_points(answers: list[int]) -> None:
     expected = next((label for low, label in cut_points if result.total >= low), "minimal")
     assert result.band == expected
     assert any(f.code == "phq9_item9_positive" for f in result.flags) is (answers[8] > 0)
+
+
+@pytest.mark.parametrize("not_a_name", [["phq9"], {"id": "phq9"}, None, 9])
+def test_an_instrument_that_is_not_a_name_is_refused_naming_the_field(not_a_name: object) -> None:
+    # A list or a dict used to escape as TypeError (unhashable) from the definitions lookup.
+    with pytest.raises(AnswerError) as err:
+        score(not_a_name, [0] * 9)  # type: ignore[arg-type]
+    assert err.value.field == "instrument"

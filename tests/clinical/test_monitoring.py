@@ -428,3 +428,11 @@ def test_a_batch_raises_exactly_the_alerts_of_its_samples_one_by_one(
 ) -> None:
     baseline = {"systolic": 122, "diastolic": 78, "heart_rate": 70}
     assert alerts_for_samples(samples, baseline) == [alerts(s, baseline) for s in samples]
+
+
+@pytest.mark.parametrize(("value", "shown"), [(10**400, "1e308 or more"), (-(10**400), "-1e308")])
+def test_an_integer_beyond_any_float_is_out_of_range_not_an_error(value: int, shown: str) -> None:
+    # It used to raise OverflowError while checking it was finite.
+    (problem,) = validate_vitals({"systolic": value})
+    assert (problem.field, problem.code) == ("systolic", "out_of_range")
+    assert shown in problem.text

@@ -208,6 +208,14 @@ def test_errors_are_operation_outcomes_with_the_right_status(
         ("Patient?identifier=", "identifier"),
         ("Observation", "patient"),
         ("Observation?patient=Group/1", "patient"),
+        # Digits beyond ASCII pass str.isdigit; ids beyond what the database holds.
+        ("Patient/%C2%B2", "id"),
+        ("Patient/99999999999999999999", "id"),
+        ("Patient/99999999999999999999/$everything", "id"),
+        ("Patient?_id=99999999999999999999", "_id"),
+        ("Patient?_count=%C2%B2", "_count"),
+        ("Observation?patient=%C2%B2", "patient"),
+        ("Observation?patient=99999999999999999999", "patient"),
         (f"Observation?patient={patient.id}&category=labs", "category"),
     ):
         response = client.get(f"{FHIR}/{path}", headers=nurse)

@@ -232,10 +232,23 @@ def _token(value: str, field: str) -> tuple[str | None, str]:
     return system, code.strip()
 
 
+# The largest id a row can have (SQLite INTEGER, PostgreSQL BIGINT).
+MAX_ID = 2**63 - 1
+
+
+def record_id(text: str) -> int | None:
+    """A record id written in ASCII digits, within what the database holds; else None.
+    (``str.isdigit`` accepts "²", which ``int`` refuses.)"""
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
+
+
 def _count(count: str | None) -> int:
     if count is None or count == "":
         return 100
-    if not count.isdigit() or not 1 <= int(count) <= MAX_COUNT:
+    if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= MAX_COUNT:
         raise InvalidInput("_count", f"_count: give a whole number from 1 to {MAX_COUNT}.")
     return int(count)
 
@@ -258,10 +271,10 @@ def search_patients(
         stmt = select(Patient).where(Patient.clinic_id == clinic.id)
         note.detail = {k: v for k, v in (("_id", ids), ("identifier", identifier)) if v}
         if ids is not None:
-            wanted = [part.strip() for part in ids.split(",")]
-            if not all(part.isdigit() for part in wanted):
+            wanted = [record_id(part.strip()) for part in ids.split(",")]
+            if any(part is None for part in wanted):
                 raise InvalidInput("_id", "_id: give patient ids (digits), separated by commas.")
-            stmt = stmt.where(Patient.id.in_([int(part) for part in wanted]))
+            stmt = stmt.where(Patient.id.in_(wanted))
         if identifier is not None:
             mrns = []
             for part in identifier.split(","):
@@ -278,10 +291,10 @@ def search_patients(
 
 
 def _patient_param(value: str) -> int:
-    raw = value.strip().removeprefix("Patient/")
-    if not raw.isdigit():
+    found = record_id(value.strip().removeprefix("Patient/"))
+    if found is None:
         raise InvalidInput("patient", "patient: give a patient id (12) or reference (Patient/12).")
-    return int(raw)
+    return found
 
 
 def search_observations(

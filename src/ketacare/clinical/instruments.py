@@ -85,7 +85,7 @@ def instrument(instrument_id: str) -> InstrumentDef:
     """The definition of one instrument; ``AnswerError`` (field "instrument") if unknown."""
     try:
         return get_instrument(instrument_id)
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: not a name at all (a list, a dict)
         known = ", ".join(load_instruments())
         raise AnswerError(
             "instrument", f"unknown instrument {instrument_id!r}; known: {known}"

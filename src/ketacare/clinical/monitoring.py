@@ -197,7 +197,10 @@ _LABEL = {
 
 
 def _g(value: float) -> str:
-    return f"{value:g}"
+    try:
+        return f"{value:g}"
+    except OverflowError:  # an integer beyond any float; only its size matters in the text
+        return "-1e308 or less" if value < 0 else "1e308 or more"
 
 
 def _with_unit(value: float, unit: str) -> str:
@@ -228,7 +231,7 @@ def validate_vitals(sample: VitalSigns | Mapping[str, Any]) -> list[VitalProblem
                 )
             )
             continue
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):  # ints: always finite
             problems.append(
                 VitalProblem(
                     name,

@@ -58,9 +58,10 @@ def _answer(principal: Principal | None, build: Callable[[Principal], dict[str, 
 
 
 def _patient_id(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
+    found = uc.record_id(raw)
+    if found is None:
         raise InvalidInput("id", f"id: {raw!r} is not a patient id (ids are whole numbers).")
-    return int(raw)
+    return found
 
 
 @router.get(

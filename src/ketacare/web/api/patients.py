@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from ketacare.app import patients as uc
+from ketacare.web.api.responses import CHANGED
 from ketacare.web.auth import CurrentPrincipal, DbSession
 
 router = APIRouter(prefix="/patients", tags=["patients"])
@@ -82,7 +83,11 @@ def add_medication(
     return uc.add_medication(db, principal.actor, patient_id, body)
 
 
-@router.patch("/{patient_id}/medications/{medication_id}", response_model=uc.MedicationOut)
+@router.patch(
+    "/{patient_id}/medications/{medication_id}",
+    response_model=uc.MedicationOut,
+    responses=CHANGED,
+)
 def update_medication(
     db: DbSession,
     principal: CurrentPrincipal,

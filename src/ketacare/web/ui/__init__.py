@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Depends
 
 from ketacare.web.auth import ui_csrf
+from ketacare.web.ids import ids_in_range
 from ketacare.web.ui import (
     account,
     admin,
@@ -21,7 +22,7 @@ from ketacare.web.ui import (
     therapy,
 )
 
-router = APIRouter(dependencies=[Depends(ui_csrf)], include_in_schema=False)
+router = APIRouter(dependencies=[Depends(ui_csrf), Depends(ids_in_range)], include_in_schema=False)
 for module in (signin, patients, intake, interactions, admin, research, account):
     router.include_router(module.router)
 router.include_router(courses.router)
