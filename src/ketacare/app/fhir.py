@@ -232,14 +232,14 @@ def _token(value: str, field: str) -> tuple[str | None, str]:
     return system, code.strip()
 
 
-# The largest id a row can have (SQLite INTEGER, PostgreSQL BIGINT).
-MAX_ID = 2**63 - 1
+# The largest id a row can have (INTEGER columns; PostgreSQL's end at 2^31-1).
+MAX_ID = 2**31 - 1
 
 
 def record_id(text: str) -> int | None:
     """A record id written in ASCII digits, within what the database holds; else None.
     (``str.isdigit`` accepts "²", which ``int`` refuses.)"""
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
         return None
     value = int(text)
     return value if 1 <= value <= MAX_ID else None

@@ -1,7 +1,8 @@
 """Record ids in paths and queries must be numbers the database can hold.
 
-A larger number names no record, but the database drivers refuse to bind it (SQLite raises
-OverflowError; PostgreSQL's BIGINT is the same size), so it is refused here as invalid input.
+Ids are INTEGER columns: PostgreSQL's hold up to 2^31-1 (a larger value is "out of range"),
+SQLite's driver refuses anything past 2^63-1. A larger number names no record in either, so it
+is refused here as invalid input instead of reaching the database.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 
 from ketacare.web.auth import Principal, optional_principal
 
-MAX_ID = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT
+MAX_ID = 2**31 - 1  # PostgreSQL INTEGER, the smaller of the two
 _WHOLE = re.compile(r"[+-]?[0-9]+")
 
 
@@ -24,7 +25,7 @@ def too_large(value: str) -> bool:
     if not _WHOLE.fullmatch(text):
         return False
     digits = text.lstrip("+-").lstrip("0")
-    return len(digits) > 19 or int(digits or "0") > MAX_ID
+    return len(digits) > 10 or int(digits or "0") > MAX_ID
 
 
 async def ids_in_range(
