@@ -9,9 +9,7 @@ PostgreSQL it blocks on the row or unique-index entry the first one holds."""
 from __future__ import annotations
 
 import os
-import socket
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,12 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
 from ketacare.app.permissions import Role
-from ketacare.config import Settings
 from ketacare.store.models import (
     AuditEvent,
     MedicationEntry,
@@ -35,39 +31,10 @@ from ketacare.store.models import (
     TreatmentSession,
     VitalSample,
 )
-from ketacare.web.main import create_app
 from tests.conftest import ClinicWorld, bearer
 
 # `make soak` (KETACARE_SOAK=1) repeats the races many more times.
 ROUNDS = 50 if os.environ.get("KETACARE_SOAK") else 1
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def live_server(engine: Engine, settings: Settings) -> Iterator[str]:
-    """uvicorn serving the test database on a free port; requests run in its thread pool."""
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            pytest.fail("the server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 class Rendezvous:

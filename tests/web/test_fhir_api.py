@@ -3,27 +3,19 @@ OperationOutcomes (401, 403, 404, 422), and a standard client (fhirpy) reading a
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from fhir.resources.R4B import get_fhir_model_class
 from fhirpy import SyncFHIRClient
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from ketacare.app.assessments import _store
 from ketacare.app.permissions import Role
-from ketacare.config import Settings
 from ketacare.store.models import BodyMeasurement, Patient, TreatmentSession, VitalSample
 from ketacare.store.types import utcnow
-from ketacare.web.main import create_app
 from tests.conftest import ClinicWorld, bearer
 
 FHIR = "/api/v1/fhir"
@@ -224,35 +216,6 @@ def test_errors_are_operation_outcomes_with_the_right_status(
 
 
 # --- a standard FHIR client against a running server -----------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def live_server(engine: Engine, settings: Settings) -> Iterator[str]:
-    """uvicorn serving the test database on a free port, in a thread."""
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            pytest.fail("the server did not start")
-        time.sleep(0.05)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_fhirpy_reads_a_patients_record_from_a_running_server(
