@@ -103,7 +103,7 @@ def test_api_tokens_resolve_until_revoked(db: Session, world_a: ClinicWorld) -> 
     actor = world_a.actor(Role.NURSE)
     created = users.create_api_token(db, actor, "pump gateway")
     assert created.token.startswith("kc_")
-    assert users.resolve_api_token(db, created.token, now=NOW).id == actor.user_id
+    assert users.resolve_api_token(db, created.token, now=NOW).user_id == actor.user_id
     assert users.resolve_api_token(db, created.token + "x", now=NOW) is None
     users.revoke_api_token(db, actor, created.id, now=NOW)
     assert users.resolve_api_token(db, created.token, now=NOW) is None

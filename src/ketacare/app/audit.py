@@ -41,21 +41,26 @@ def event(actor: Actor, action: str, outcome: str, note: AuditNote) -> AuditEven
     )
 
 
+# One statement for every append: its compiled form is cached once, whatever the values.
+_INSERT = insert(AuditEvent.__table__)  # type: ignore[arg-type]
+
+
 def _append(db: Session, actor: Actor, action: str, outcome: str, note: AuditNote) -> None:
     # A plain INSERT after the use-case's own writes: the trail is written on every request, and
     # the unit of work adds nothing for an append-only row.
     db.flush()
     db.execute(
-        insert(AuditEvent).values(
-            at=utcnow(),
-            clinic_id=actor.clinic_id,
-            user_id=actor.user_id,
-            actor=actor.label,
-            action=action,
-            patient_id=note.patient_id,
-            outcome=outcome,
-            detail=note.detail or None,
-        )
+        _INSERT,
+        {
+            "at": utcnow(),
+            "clinic_id": actor.clinic_id,
+            "user_id": actor.user_id,
+            "actor": actor.label,
+            "action": action,
+            "patient_id": note.patient_id,
+            "outcome": outcome,
+            "detail": note.detail or None,
+        },
     )
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ketacare.app import assessments as sc
@@ -114,7 +115,7 @@ def _intake_out(row: IntakeRecord) -> IntakeOut:
     )
 
 
-def _latest_intake(db: Session, patient_id: int) -> IntakeRecord | None:
+def latest_intake(db: Session, patient_id: int) -> IntakeRecord | None:
     return db.scalar(
         select(IntakeRecord)
         .where(IntakeRecord.patient_id == patient_id)
@@ -147,18 +148,24 @@ def get_intake(db: Session, actor: Actor, patient_id: int) -> IntakeOut | None:
     with audited(db, actor, "intake.view", patient_id=patient_id):
         require(actor, Permission.PATIENT_READ)
         patient = _scoped_patient(db, actor, patient_id)
-        row = _latest_intake(db, patient.id)
+        row = latest_intake(db, patient.id)
         return _intake_out(row) if row else None
 
 
-def _compose(db: Session, patient: Patient) -> tuple[Intake, dict[str, Any], int | None]:
-    """The intake as the eligibility rules see it: the form plus what the chart knows."""
-    latest = _latest_intake(db, patient.id)
-    form = IntakeForm.model_validate(latest.data) if latest else IntakeForm()
+@dataclass(frozen=True)
+class Known:
+    """What a caller already read for this patient, so the eligibility view reads it once."""
+
+    intake: IntakeRecord | None
+    weight_kg: float | None
+    medications: list[str]
+
+
+def _known(db: Session, patient: Patient) -> Known:
     weight = db.scalar(
         select(BodyMeasurement.weight_kg)
         .where(BodyMeasurement.patient_id == patient.id, BodyMeasurement.weight_kg.isnot(None))
-        .order_by(BodyMeasurement.measured_at.desc())
+        .order_by(BodyMeasurement.measured_at.desc(), BodyMeasurement.id.desc())
         .limit(1)
     )
     medications = list(
@@ -168,16 +175,40 @@ def _compose(db: Session, patient: Patient) -> tuple[Intake, dict[str, Any], int
             .order_by(MedicationEntry.id)
         )
     )
-    scores: dict[str, list[int]] = {}
-    for instrument in INTAKE_SCORES:
-        answers = db.scalar(
-            select(Assessment.answers)
-            .where(Assessment.patient_id == patient.id, Assessment.instrument == instrument)
-            .order_by(Assessment.administered_at.desc(), Assessment.id.desc())
-            .limit(1)
+    return Known(latest_intake(db, patient.id), weight, medications)
+
+
+def _latest_scores(db: Session, patient_id: int) -> dict[str, list[int]]:
+    """The latest answers to each intake scale, in one statement whatever the history."""
+    ranked = (
+        select(
+            Assessment.instrument,
+            Assessment.answers,
+            func.row_number()
+            .over(
+                partition_by=Assessment.instrument,
+                order_by=(Assessment.administered_at.desc(), Assessment.id.desc()),
+            )
+            .label("rank"),
         )
-        if answers is not None:
-            scores[instrument] = list(answers)
+        .where(Assessment.patient_id == patient_id, Assessment.instrument.in_(INTAKE_SCORES))
+        .subquery()
+    )
+    rows = db.execute(select(ranked.c.instrument, ranked.c.answers).where(ranked.c.rank == 1))
+    found = {row.instrument: list(row.answers) for row in rows if row.answers is not None}
+    return {name: found[name] for name in INTAKE_SCORES if name in found}
+
+
+def _compose(
+    db: Session, patient: Patient, known: Known | None = None
+) -> tuple[Intake, dict[str, Any], int | None]:
+    """The intake as the eligibility rules see it: the form plus what the chart knows."""
+    known = known or _known(db, patient)
+    latest = known.intake
+    form = IntakeForm.model_validate(latest.data) if latest else IntakeForm()
+    weight = known.weight_kg
+    medications = known.medications
+    scores = _latest_scores(db, patient.id)
     doc: dict[str, Any] = {
         "date_of_birth": patient.date_of_birth.isoformat(),
         "adhd_diagnosis": form.adhd_diagnosis,
@@ -197,8 +228,10 @@ def _compose(db: Session, patient: Patient) -> tuple[Intake, dict[str, Any], int
     return intake, doc, latest.id if latest else None
 
 
-def _evaluate(db: Session, patient: Patient) -> tuple[Any, dict[str, Any], int | None]:
-    intake, doc, intake_id = _compose(db, patient)
+def _evaluate(
+    db: Session, patient: Patient, known: Known | None = None
+) -> tuple[Any, dict[str, Any], int | None]:
+    intake, doc, intake_id = _compose(db, patient, known)
     findings = screen(intake.medications).to_json_dict()["findings"] if intake.medications else []
     decision = assess(intake, as_of=utcnow().date(), interaction_findings=findings)
     inputs = {"intake": doc, "interaction_findings": findings}
@@ -214,8 +247,8 @@ def _latest_review(db: Session, patient_id: int) -> EligibilityReview | None:
     )
 
 
-def _view(db: Session, patient: Patient) -> EligibilityView:
-    decision, inputs, intake_id = _evaluate(db, patient)
+def _view(db: Session, patient: Patient, known: Known | None = None) -> EligibilityView:
+    decision, inputs, intake_id = _evaluate(db, patient, known)
     out = decision.to_json_dict()
     latest = _latest_review(db, patient.id)
     return EligibilityView(
@@ -387,24 +420,30 @@ def programme_summary(db: Session, actor: Actor, patient_id: int) -> ProgrammeSu
     with audited(db, actor, "programme.view", patient_id=patient_id):
         require(actor, Permission.PATIENT_READ)
         patient = _scoped_patient(db, actor, patient_id)
-        intake_row = _latest_intake(db, patient.id)
-        # Ratings made during a dosing session (MOAA/S, CADSS) are shown on that session.
-        assessments = db.scalars(
-            select(Assessment)
-            .where(Assessment.patient_id == patient.id, Assessment.session_id.is_(None))
-            .order_by(Assessment.administered_at.desc(), Assessment.id.desc())
-            .limit(30)
-        ).all()
-        consents = db.scalars(
-            select(ConsentRecord)
-            .where(ConsentRecord.patient_id == patient.id)
-            .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
-        ).all()
-        return ProgrammeSummary(
-            eligibility=_view(db, patient),
-            intake=_intake_out(intake_row) if intake_row else None,
-            assessments=[sc.AssessmentOut.model_validate(a) for a in assessments],
-            urgent_flags=sc.open_urgent_flags(db, patient.id),
-            consents=[ConsentOut.model_validate(c) for c in consents],
-            consent_version=consent_text()["version"],
-        )
+        return programme_of(db, patient)
+
+
+def programme_of(db: Session, patient: Patient, known: Known | None = None) -> ProgrammeSummary:
+    """The chart's programme panel for a patient already in scope (query helper; callers
+    audit)."""
+    known = known or _known(db, patient)
+    # Ratings made during a dosing session (MOAA/S, CADSS) are shown on that session.
+    assessments = db.scalars(
+        select(Assessment)
+        .where(Assessment.patient_id == patient.id, Assessment.session_id.is_(None))
+        .order_by(Assessment.administered_at.desc(), Assessment.id.desc())
+        .limit(30)
+    ).all()
+    consents = db.scalars(
+        select(ConsentRecord)
+        .where(ConsentRecord.patient_id == patient.id)
+        .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
+    ).all()
+    return ProgrammeSummary(
+        eligibility=_view(db, patient, known),
+        intake=_intake_out(known.intake) if known.intake else None,
+        assessments=[sc.AssessmentOut.model_validate(a) for a in assessments],
+        urgent_flags=sc.open_urgent_flags(db, patient.id),
+        consents=[ConsentOut.model_validate(c) for c in consents],
+        consent_version=consent_text()["version"],
+    )

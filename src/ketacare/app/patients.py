@@ -347,27 +347,31 @@ def update_patient(db: Session, actor: Actor, patient_id: int, data: PatientUpda
 def get_chart(db: Session, actor: Actor, patient_id: int) -> PatientChart:
     with audited(db, actor, "patient.view", patient_id=patient_id):
         require(actor, Permission.PATIENT_READ)
-        patient = _scoped_patient(db, actor, patient_id)
-        measurements = db.scalars(
-            select(BodyMeasurement)
-            .where(BodyMeasurement.patient_id == patient.id)
-            .order_by(BodyMeasurement.measured_at.desc(), BodyMeasurement.id.desc())
-            .limit(20)
-        ).all()
-        latest_weight = _latest(db, patient.id, BodyMeasurement.weight_kg)
-        latest_height = _latest(db, patient.id, BodyMeasurement.height_cm)
-        meds = db.scalars(
-            select(MedicationEntry)
-            .where(MedicationEntry.patient_id == patient.id)
-            .order_by(MedicationEntry.status, MedicationEntry.name_entered, MedicationEntry.id)
-        ).all()
-        return PatientChart(
-            patient=PatientOut.model_validate(patient),
-            latest_weight=latest_weight,
-            latest_height=latest_height,
-            measurements=[MeasurementOut.model_validate(m) for m in measurements],
-            medications=[MedicationOut.model_validate(m) for m in meds],
-        )
+        return chart_of(db, _scoped_patient(db, actor, patient_id))
+
+
+def chart_of(db: Session, patient: Patient) -> PatientChart:
+    """The chart of a patient already in scope (query helper; callers audit)."""
+    measurements = db.scalars(
+        select(BodyMeasurement)
+        .where(BodyMeasurement.patient_id == patient.id)
+        .order_by(BodyMeasurement.measured_at.desc(), BodyMeasurement.id.desc())
+        .limit(20)
+    ).all()
+    latest_weight = _latest(db, patient.id, BodyMeasurement.weight_kg)
+    latest_height = _latest(db, patient.id, BodyMeasurement.height_cm)
+    meds = db.scalars(
+        select(MedicationEntry)
+        .where(MedicationEntry.patient_id == patient.id)
+        .order_by(MedicationEntry.status, MedicationEntry.name_entered, MedicationEntry.id)
+    ).all()
+    return PatientChart(
+        patient=PatientOut.model_validate(patient),
+        latest_weight=latest_weight,
+        latest_height=latest_height,
+        measurements=[MeasurementOut.model_validate(m) for m in measurements],
+        medications=[MedicationOut.model_validate(m) for m in meds],
+    )
 
 
 def _latest(db: Session, patient_id: int, column: object) -> MeasurementOut | None:

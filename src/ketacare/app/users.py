@@ -13,7 +13,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ketacare.app import audit, totp
@@ -308,8 +308,33 @@ def disable_totp(
 
 
 @dataclass(frozen=True)
+class Caller:
+    """The user behind a cookie or token: what a request needs to act for them."""
+
+    user_id: int
+    clinic_id: int
+    role: Role
+    username: str
+    display_name: str
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(
+            clinic_id=self.clinic_id, role=self.role, label=self.username, user_id=self.user_id
+        )
+
+
+# Every request resolves its caller: plain column reads (no ORM identity map, no unit of work).
+_CALLER_COLUMNS = (User.id, User.clinic_id, User.role, User.username, User.display_name)
+
+
+def _caller(row: Any) -> Caller:
+    return Caller(row.id, row.clinic_id, Role(row.role), row.username, row.display_name)
+
+
+@dataclass(frozen=True)
 class ResolvedSession:
-    user: User
+    user: Caller
     session_id: int
     csrf_token: str
 
@@ -319,22 +344,29 @@ def resolve_session(
 ) -> ResolvedSession | None:
     """The live session for a cookie token, sliding its idle expiry; None when expired."""
     row = db.execute(
-        select(UserSession, User)
+        select(
+            UserSession.id.label("session_id"),
+            UserSession.csrf_token,
+            UserSession.last_seen_at,
+            User.active,
+            *_CALLER_COLUMNS,
+        )
         .join(User, User.id == UserSession.user_id)
         .where(UserSession.token_hash == _sha256(token))
     ).first()
     if row is None:
         return None
-    session, user = row
-    if not user.active or session.last_seen_at + idle < now:
-        db.delete(session)
+    if not row.active or row.last_seen_at + idle < now:
+        db.execute(delete(UserSession).where(UserSession.id == row.session_id))
         db.commit()
         return None
     # Touch at most once a minute: a write per request would be wasted work.
-    if now - session.last_seen_at > timedelta(seconds=60):
-        session.last_seen_at = now
+    if now - row.last_seen_at > timedelta(seconds=60):
+        db.execute(
+            update(UserSession).where(UserSession.id == row.session_id).values(last_seen_at=now)
+        )
         db.commit()
-    return ResolvedSession(user=user, session_id=session.id, csrf_token=session.csrf_token)
+    return ResolvedSession(_caller(row), row.session_id, row.csrf_token)
 
 
 def sign_out(db: Session, actor: Actor, session_id: int) -> None:
@@ -398,26 +430,31 @@ def revoke_api_token(db: Session, actor: Actor, token_id: int, *, now: datetime)
             row.revoked_at = now
 
 
-def resolve_api_token(db: Session, token: str, *, now: datetime) -> User | None:
+def resolve_api_token(db: Session, token: str, *, now: datetime) -> Caller | None:
     if not token.startswith(TOKEN_PREFIX):
         return None
+    digest = _sha256(token)
     row = db.execute(
-        select(ApiToken, User)
+        select(
+            ApiToken.id.label("token_id"),
+            ApiToken.token_hash,
+            ApiToken.last_used_at,
+            ApiToken.revoked_at,
+            User.active,
+            *_CALLER_COLUMNS,
+        )
         .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == _sha256(token))
+        .where(ApiToken.token_hash == digest)
     ).first()
-    if row is None:
-        return None
-    api_token, user = row
-    if api_token.revoked_at is not None or not user.active:
+    if row is None or row.revoked_at is not None or not row.active:
         return None
     # Compare again in constant time (the lookup was by hash, this guards the edge cases).
-    if not hmac.compare_digest(api_token.token_hash, _sha256(token)):
+    if not hmac.compare_digest(row.token_hash, digest):
         return None
-    if api_token.last_used_at is None or now - api_token.last_used_at > timedelta(minutes=5):
-        api_token.last_used_at = now
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=5):
+        db.execute(update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now))
         db.commit()
-    return user
+    return _caller(row)
 
 
 def get_clinic(db: Session, clinic_id: int) -> Clinic:

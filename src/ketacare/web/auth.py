@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Literal
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, Request
 from itsdangerous import BadSignature
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from ketacare.app import users
 from ketacare.app.permissions import Actor
@@ -41,12 +43,18 @@ def web_state(request: Request) -> WebState:
     return request.app.state.web
 
 
-def get_db(request: Request):  # type: ignore[no-untyped-def]
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    # async: creating a session does no I/O (it connects on its first statement), so opening
+    # and closing it costs no trip through the thread pool. A session still holding a
+    # connection (a read without commit, a failure) gives it back from a worker thread.
     db = web_state(request).sessions()
     try:
         yield db
     finally:
-        db.close()
+        if db.in_transaction():
+            await run_in_threadpool(db.close)
+        else:
+            db.close()
 
 
 async def _state(request: Request) -> WebState:
@@ -73,11 +81,11 @@ def _resolve(request: Request, db: Session, state: WebState) -> Principal | None
     now = utcnow()
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        user = users.resolve_api_token(db, auth[7:].strip(), now=now)
-        if user is None:
+        caller = users.resolve_api_token(db, auth[7:].strip(), now=now)
+        if caller is None:
             return None
-        name, tz = state.clinic(db, user.clinic_id)
-        return Principal(users.actor_for(user), user.display_name, "token", name, tz)
+        name, tz = state.clinic(db, caller.clinic_id)
+        return Principal(caller.actor, caller.display_name, "token", name, tz)
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
@@ -91,7 +99,7 @@ def _resolve(request: Request, db: Session, state: WebState) -> Principal | None
         return None
     name, tz = state.clinic(db, resolved.user.clinic_id)
     return Principal(
-        users.actor_for(resolved.user),
+        resolved.user.actor,
         resolved.user.display_name,
         "session",
         name,

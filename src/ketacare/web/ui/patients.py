@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from ketacare.app import chart as chart_uc
 from ketacare.app import fhir_import as fhir_import_uc
-from ketacare.app import intake as intake_uc
 from ketacare.app import patients as uc
 from ketacare.app.assessments import SELF_REPORT_INSTRUMENTS, STAFF_INSTRUMENTS
 from ketacare.app.errors import Conflict, InvalidInput
@@ -72,9 +72,10 @@ def _chart(
     status_code: int = 200,
     **forms: Any,
 ) -> Response:
-    chart = uc.get_chart(db, principal.actor, patient_id)
+    page = chart_uc.chart_page(db, principal.actor, patient_id)
+    chart = page.chart
     context: dict[str, Any] = {
-        "programme": intake_uc.programme_summary(db, principal.actor, patient_id),
+        "programme": page.programme,
         "self_report_instruments": SELF_REPORT_INSTRUMENTS,
         "measurement_errors": {},
         "measurement_values": {},
