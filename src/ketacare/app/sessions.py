@@ -494,8 +494,12 @@ def ingest_vitals(db: Session, actor: Actor, session_id: int, batch: VitalsBatch
                 stored.append((by_key[key], values))
             else:
                 duplicates.append(index)
+        # Every stored sample passed validate_vitals above (_sample_problem).
         found = alerts_for_samples(
-            [{k: values[k] for k in READINGS} for _, values in stored], baseline, monitoring
+            [{k: values[k] for k in READINGS} for _, values in stored],
+            baseline,
+            monitoring,
+            checked=True,
         )
         raised = [
             alert_row(row.clinic_id, row.id, vital_id, now, a)
