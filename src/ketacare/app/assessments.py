@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ketacare.app import outcome_summaries
@@ -135,18 +135,22 @@ def list_assessments(db: Session, actor: Actor, patient_id: int) -> list[Assessm
         return [AssessmentOut.model_validate(r) for r in rows]
 
 
+# Built once: the chart page runs it on every view.
+_OPEN_URGENT = (
+    select(Assessment)
+    .outerjoin(FlagAcknowledgement, FlagAcknowledgement.assessment_id == Assessment.id)
+    .where(
+        Assessment.patient_id == bindparam("patient_id"),
+        Assessment.urgent.is_(True),
+        FlagAcknowledgement.id.is_(None),
+    )
+    .order_by(Assessment.administered_at.desc())
+)
+
+
 def open_urgent_flags(db: Session, patient_id: int) -> list[UrgentFlag]:
     """Urgent flags no clinician has acknowledged yet (query helper; callers audit)."""
-    rows = db.scalars(
-        select(Assessment)
-        .outerjoin(FlagAcknowledgement, FlagAcknowledgement.assessment_id == Assessment.id)
-        .where(
-            Assessment.patient_id == patient_id,
-            Assessment.urgent.is_(True),
-            FlagAcknowledgement.id.is_(None),
-        )
-        .order_by(Assessment.administered_at.desc())
-    ).all()
+    rows = db.scalars(_OPEN_URGENT, {"patient_id": patient_id}).all()
     return [
         UrgentFlag(
             assessment_id=r.id,

@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from ketacare.app import assessments as sc
@@ -115,13 +115,66 @@ def _intake_out(row: IntakeRecord) -> IntakeOut:
     )
 
 
-def latest_intake(db: Session, patient_id: int) -> IntakeRecord | None:
-    return db.scalar(
-        select(IntakeRecord)
-        .where(IntakeRecord.patient_id == patient_id)
-        .order_by(IntakeRecord.recorded_at.desc(), IntakeRecord.id.desc())
-        .limit(1)
+# The chart page's statements are built once (building a statement and its cache key costs
+# more than running it); each takes :patient_id.
+_PATIENT = bindparam("patient_id")
+_LATEST_INTAKE = (
+    select(IntakeRecord)
+    .where(IntakeRecord.patient_id == _PATIENT)
+    .order_by(IntakeRecord.recorded_at.desc(), IntakeRecord.id.desc())
+    .limit(1)
+)
+_LATEST_WEIGHT = (
+    select(BodyMeasurement.weight_kg)
+    .where(BodyMeasurement.patient_id == _PATIENT, BodyMeasurement.weight_kg.isnot(None))
+    .order_by(BodyMeasurement.measured_at.desc(), BodyMeasurement.id.desc())
+    .limit(1)
+)
+_CURRENT_MEDICATIONS = (
+    select(MedicationEntry.name_entered)
+    .where(MedicationEntry.patient_id == _PATIENT, MedicationEntry.status.in_(CURRENT))
+    .order_by(MedicationEntry.id)
+)
+_RANKED_SCORES = (
+    select(
+        Assessment.instrument,
+        Assessment.answers,
+        func.row_number()
+        .over(
+            partition_by=Assessment.instrument,
+            order_by=(Assessment.administered_at.desc(), Assessment.id.desc()),
+        )
+        .label("rank"),
     )
+    .where(Assessment.patient_id == _PATIENT, Assessment.instrument.in_(INTAKE_SCORES))
+    .subquery()
+)
+# The latest answers to each intake scale, in one statement whatever the history.
+_LATEST_SCORES = select(_RANKED_SCORES.c.instrument, _RANKED_SCORES.c.answers).where(
+    _RANKED_SCORES.c.rank == 1
+)
+_LATEST_REVIEW = (
+    select(EligibilityReview)
+    .where(EligibilityReview.patient_id == _PATIENT)
+    .order_by(EligibilityReview.signed_at.desc(), EligibilityReview.id.desc())
+    .limit(1)
+)
+# Ratings made during a dosing session (MOAA/S, CADSS) are shown on that session.
+_RECENT_RATINGS = (
+    select(Assessment)
+    .where(Assessment.patient_id == _PATIENT, Assessment.session_id.is_(None))
+    .order_by(Assessment.administered_at.desc(), Assessment.id.desc())
+    .limit(30)
+)
+_CONSENTS = (
+    select(ConsentRecord)
+    .where(ConsentRecord.patient_id == _PATIENT)
+    .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
+)
+
+
+def latest_intake(db: Session, patient_id: int) -> IntakeRecord | None:
+    return db.scalar(_LATEST_INTAKE, {"patient_id": patient_id})
 
 
 def save_intake(db: Session, actor: Actor, patient_id: int, form: IntakeForm) -> IntakeOut:
@@ -162,39 +215,14 @@ class Known:
 
 
 def _known(db: Session, patient: Patient) -> Known:
-    weight = db.scalar(
-        select(BodyMeasurement.weight_kg)
-        .where(BodyMeasurement.patient_id == patient.id, BodyMeasurement.weight_kg.isnot(None))
-        .order_by(BodyMeasurement.measured_at.desc(), BodyMeasurement.id.desc())
-        .limit(1)
-    )
-    medications = list(
-        db.scalars(
-            select(MedicationEntry.name_entered)
-            .where(MedicationEntry.patient_id == patient.id, MedicationEntry.status.in_(CURRENT))
-            .order_by(MedicationEntry.id)
-        )
-    )
+    of_patient = {"patient_id": patient.id}
+    weight = db.scalar(_LATEST_WEIGHT, of_patient)
+    medications = list(db.scalars(_CURRENT_MEDICATIONS, of_patient))
     return Known(latest_intake(db, patient.id), weight, medications)
 
 
 def _latest_scores(db: Session, patient_id: int) -> dict[str, list[int]]:
-    """The latest answers to each intake scale, in one statement whatever the history."""
-    ranked = (
-        select(
-            Assessment.instrument,
-            Assessment.answers,
-            func.row_number()
-            .over(
-                partition_by=Assessment.instrument,
-                order_by=(Assessment.administered_at.desc(), Assessment.id.desc()),
-            )
-            .label("rank"),
-        )
-        .where(Assessment.patient_id == patient_id, Assessment.instrument.in_(INTAKE_SCORES))
-        .subquery()
-    )
-    rows = db.execute(select(ranked.c.instrument, ranked.c.answers).where(ranked.c.rank == 1))
+    rows = db.execute(_LATEST_SCORES, {"patient_id": patient_id})
     found = {row.instrument: list(row.answers) for row in rows if row.answers is not None}
     return {name: found[name] for name in INTAKE_SCORES if name in found}
 
@@ -239,12 +267,7 @@ def _evaluate(
 
 
 def _latest_review(db: Session, patient_id: int) -> EligibilityReview | None:
-    return db.scalar(
-        select(EligibilityReview)
-        .where(EligibilityReview.patient_id == patient_id)
-        .order_by(EligibilityReview.signed_at.desc(), EligibilityReview.id.desc())
-        .limit(1)
-    )
+    return db.scalar(_LATEST_REVIEW, {"patient_id": patient_id})
 
 
 def _view(db: Session, patient: Patient, known: Known | None = None) -> EligibilityView:
@@ -427,18 +450,9 @@ def programme_of(db: Session, patient: Patient, known: Known | None = None) -> P
     """The chart's programme panel for a patient already in scope (query helper; callers
     audit)."""
     known = known or _known(db, patient)
-    # Ratings made during a dosing session (MOAA/S, CADSS) are shown on that session.
-    assessments = db.scalars(
-        select(Assessment)
-        .where(Assessment.patient_id == patient.id, Assessment.session_id.is_(None))
-        .order_by(Assessment.administered_at.desc(), Assessment.id.desc())
-        .limit(30)
-    ).all()
-    consents = db.scalars(
-        select(ConsentRecord)
-        .where(ConsentRecord.patient_id == patient.id)
-        .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
-    ).all()
+    of_patient = {"patient_id": patient.id}
+    assessments = db.scalars(_RECENT_RATINGS, of_patient).all()
+    consents = db.scalars(_CONSENTS, of_patient).all()
     return ProgrammeSummary(
         eligibility=_view(db, patient, known),
         intake=_intake_out(known.intake) if known.intake else None,

@@ -9,7 +9,7 @@ import hmac
 import re
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -20,7 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -251,9 +251,16 @@ class DeidentifiedPage(BaseModel):
 # --- helpers -------------------------------------------------------------------------------
 
 
+# The statements most requests run are built once: building a statement and its cache key
+# costs more than running it.
+_PATIENT_IN_CLINIC = select(Patient).where(
+    Patient.id == bindparam("patient_id"), Patient.clinic_id == bindparam("clinic_id")
+)
+
+
 def _scoped_patient(db: Session, actor: Actor, patient_id: int) -> Patient:
     patient = db.scalar(
-        select(Patient).where(Patient.id == patient_id, Patient.clinic_id == actor.clinic_id)
+        _PATIENT_IN_CLINIC, {"patient_id": patient_id, "clinic_id": actor.clinic_id}
     )
     if patient is None:
         raise NotFound(f"No patient {patient_id} in your clinic.")
@@ -352,19 +359,11 @@ def get_chart(db: Session, actor: Actor, patient_id: int) -> PatientChart:
 
 def chart_of(db: Session, patient: Patient) -> PatientChart:
     """The chart of a patient already in scope (query helper; callers audit)."""
-    measurements = db.scalars(
-        select(BodyMeasurement)
-        .where(BodyMeasurement.patient_id == patient.id)
-        .order_by(BodyMeasurement.measured_at.desc(), BodyMeasurement.id.desc())
-        .limit(20)
-    ).all()
-    latest_weight = _latest(db, patient.id, BodyMeasurement.weight_kg)
-    latest_height = _latest(db, patient.id, BodyMeasurement.height_cm)
-    meds = db.scalars(
-        select(MedicationEntry)
-        .where(MedicationEntry.patient_id == patient.id)
-        .order_by(MedicationEntry.status, MedicationEntry.name_entered, MedicationEntry.id)
-    ).all()
+    of_patient = {"patient_id": patient.id}
+    measurements = db.scalars(_RECENT_MEASUREMENTS, of_patient).all()
+    latest_weight = _latest(db, patient.id, "weight")
+    latest_height = _latest(db, patient.id, "height")
+    meds = db.scalars(_MEDICATIONS, of_patient).all()
     return PatientChart(
         patient=PatientOut.model_validate(patient),
         latest_weight=latest_weight,
@@ -374,13 +373,36 @@ def chart_of(db: Session, patient: Patient) -> PatientChart:
     )
 
 
-def _latest(db: Session, patient_id: int, column: object) -> MeasurementOut | None:
-    row = db.scalar(
+def _latest_of(column: Any) -> Select[tuple[BodyMeasurement]]:
+    return (
         select(BodyMeasurement)
-        .where(BodyMeasurement.patient_id == patient_id, column.isnot(None))  # type: ignore[attr-defined]
+        .where(BodyMeasurement.patient_id == bindparam("patient_id"), column.isnot(None))
         .order_by(BodyMeasurement.measured_at.desc(), BodyMeasurement.id.desc())
         .limit(1)
     )
+
+
+_LATEST = {
+    "weight": _latest_of(BodyMeasurement.weight_kg),
+    "height": _latest_of(BodyMeasurement.height_cm),
+}
+_RECENT_MEASUREMENTS = (
+    select(BodyMeasurement)
+    .where(BodyMeasurement.patient_id == bindparam("patient_id"))
+    .order_by(BodyMeasurement.measured_at.desc(), BodyMeasurement.id.desc())
+    .limit(20)
+)
+_MEDICATIONS = (
+    select(MedicationEntry)
+    .where(MedicationEntry.patient_id == bindparam("patient_id"))
+    .order_by(MedicationEntry.status, MedicationEntry.name_entered, MedicationEntry.id)
+)
+
+
+def _latest(
+    db: Session, patient_id: int, kind: Literal["weight", "height"]
+) -> MeasurementOut | None:
+    row = db.scalar(_LATEST[kind], {"patient_id": patient_id})
     return MeasurementOut.model_validate(row) if row else None
 
 

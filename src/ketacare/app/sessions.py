@@ -11,7 +11,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -206,12 +206,24 @@ class SessionDetail(SessionOut):
     events: list[EventOut] = []
 
 
-def _scoped_session(db: Session, actor: Actor, session_id: int) -> TreatmentSession:
-    row = db.scalar(
-        select(TreatmentSession).where(
-            TreatmentSession.id == session_id, TreatmentSession.clinic_id == actor.clinic_id
-        )
+# Built once: every session screen, poll and device batch runs these (building a statement
+# and its cache key costs more than running it).
+_SESSION_IN_CLINIC = select(TreatmentSession).where(
+    TreatmentSession.id == bindparam("session_id"),
+    TreatmentSession.clinic_id == bindparam("clinic_id"),
+)
+_SESSION_AND_SETTINGS = (
+    select(TreatmentSession, Clinic.timezone, Clinic.settings, Clinic.settings_version)
+    .join(Clinic, Clinic.id == TreatmentSession.clinic_id)
+    .where(
+        TreatmentSession.id == bindparam("session_id"),
+        TreatmentSession.clinic_id == bindparam("clinic_id"),
     )
+)
+
+
+def _scoped_session(db: Session, actor: Actor, session_id: int) -> TreatmentSession:
+    row = db.scalar(_SESSION_IN_CLINIC, {"session_id": session_id, "clinic_id": actor.clinic_id})
     if row is None:
         raise NotFound(f"No session {session_id} in your clinic.")
     return row
@@ -421,9 +433,7 @@ def ingest_vitals(db: Session, actor: Actor, session_id: int, batch: VitalsBatch
         require(actor, Permission.SESSION_WRITE)
         # The session and its clinic's settings in one round trip: a device sends often.
         found_row = db.execute(
-            select(TreatmentSession, Clinic.timezone, Clinic.settings, Clinic.settings_version)
-            .join(Clinic, Clinic.id == TreatmentSession.clinic_id)
-            .where(TreatmentSession.id == session_id, TreatmentSession.clinic_id == actor.clinic_id)
+            _SESSION_AND_SETTINGS, {"session_id": session_id, "clinic_id": actor.clinic_id}
         ).first()
         if found_row is None:
             raise NotFound(f"No session {session_id} in your clinic.")
