@@ -38,6 +38,8 @@ HERE = Path(__file__).parent
 WORKERS = 2
 CONNECTIONS = 50
 SECONDS = 10
+# A user's pause between requests in the paced runs (uniform, half to one and a half times).
+THINK_MS = 1000
 PASSWORD = "bench-password-1"  # noqa: S105 (a synthetic clinic of the benchmark)
 MEDICINES = '{"medications": ["Vyvanse 50 mg", "sertraline 100 mg", "Xanax 0.5 mg prn"]}'
 
@@ -126,7 +128,15 @@ def _seconds(text: str) -> float:
     return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
 
 
-def _wrk(name: str, url: str, script: str | None, headers: dict[str, str]) -> Result:
+def _wrk(
+    name: str, url: str, script: str | None, headers: dict[str, str], *, think_ms: int = 0
+) -> Result:
+    """wrk against ``url``: every connection sends its next request as soon as the last is
+    answered (saturation), or after a think time of ``think_ms`` on average (a user)."""
+    if think_ms:
+        script = (script or "") + (
+            f"\ndelay = function() return math.random({think_ms // 2}, {think_ms * 3 // 2}) end\n"
+        )
     command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "--timeout", "5s"]
     for key, value in headers.items():
         command += ["-H", f"{key}: {value}"]
@@ -175,14 +185,18 @@ end
 """
 
 
-def _worker_memory_mb(pid: int) -> list[float]:
-    """Resident memory of the server's worker processes (the children of uvicorn's supervisor)."""
+def _worker_memory_mb(pid: int) -> list[tuple[float, float]]:
+    """Resident and peak resident memory of each server worker (the children of uvicorn's
+    supervisor, not multiprocessing's resource tracker)."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     sizes = []
     for child in children or [str(pid)]:
+        if b"resource_tracker" in Path(f"/proc/{child}/cmdline").read_bytes():
+            continue
         status = Path(f"/proc/{child}/status").read_text()
-        kb = int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
-        sizes.append(kb / 1024)
+        now = int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
+        peak = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
+        sizes.append((now / 1024, peak / 1024))
     return sizes
 
 
@@ -253,19 +267,19 @@ def main() -> None:
                 f"wrk.body = '{MEDICINES}'\n"
             )
             baseline = _wrk("bare FastAPI endpoint", f"http://127.0.0.1:{bare_port}/bare", None, {})
-            results = [
-                _wrk("patient list (API)", f"{base}/api/v1/patients", None, auth),
-                _wrk("chart page (HTML)", f"{base}/patients/{patient_id}", None, cookie),
-                _wrk(
-                    "interaction screen (API)", f"{base}/api/v1/interactions/screen", screen, auth
-                ),
-                _wrk(
+            targets = [
+                ("patient list (API)", f"{base}/api/v1/patients", None, auth),
+                ("chart page (HTML)", f"{base}/patients/{patient_id}", None, cookie),
+                ("interaction screen (API)", f"{base}/api/v1/interactions/screen", screen, auth),
+                (
                     "vitals ingest, 10 per batch",
                     base,
                     _vitals_script(f"/api/v1/sessions/{session_id}/vitals"),
                     auth,
                 ),
             ]
+            results = [_wrk(*target) for target in targets]
+            paced = [_wrk(*target, think_ms=THINK_MS) for target in targets]
             memory = _worker_memory_mb(app.pid)
         finally:
             for server in (app, bare):
@@ -282,8 +296,23 @@ def main() -> None:
             f"{r.name:<30} {r.rate:>8.0f} {r.rate / baseline.rate:>8.0%} {r.p50_ms:>8.1f} "
             f"{r.p99_ms:>8.1f} {r.errors:>7}"
         )
-    print("worker memory after the runs: " + ", ".join(f"{m:.0f} MB" for m in memory))
+    print(
+        f"\n{CONNECTIONS} users, each waiting {THINK_MS / 2000:g}-{THINK_MS * 3 / 2000:g} s "
+        "between requests (offered load about "
+        f"{CONNECTIONS * 1000 / THINK_MS:.0f} req/s):"
+    )
+    print(f"{'request':<30} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for r in paced:
+        print(f"{r.name:<30} {r.rate:>8.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>7}")
+    print(
+        "worker memory after the runs (peak): "
+        + ", ".join(f"{now:.0f} MB ({peak:.0f} MB)" for now, peak in memory)
+    )
     print("targets: >= 40% of the bare rate, p99 < 100 ms, < 250 MB per worker")
+    print(
+        "(saturation: each connection sends its next request as soon as the last is answered, "
+        f"so latency is about {CONNECTIONS} / rate whatever each request costs)"
+    )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
+    # PostgreSQL connections each server process keeps. A request waits for a free one rather
+    # than opening more: opening a connection costs more than most requests, and the server's
+    # max_connections must cover every process (processes x pool size, plus tools).
+    db_pool_size: int = Field(default=20, ge=1, le=200)
+    db_max_overflow: int = Field(default=0, ge=0, le=200)
 
     @field_validator("database_url")
     @classmethod

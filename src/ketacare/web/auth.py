@@ -109,9 +109,13 @@ def _resolve(request: Request, db: Session, state: WebState) -> Principal | None
     )
 
 
-def optional_principal(request: Request, db: DbSession, state: State) -> Principal | None:
+def optional_principal(request: Request, state: State) -> Principal | None:
     if not hasattr(request.state, "principal"):
-        request.state.principal = _resolve(request, db, state)
+        # Looked up on a connection of its own, in autocommit, given back before this trip
+        # through the thread pool ends. A connection held from this trip to the endpoint's
+        # would wait for a free thread while every thread waits for a free connection.
+        with state.autocommit.connect() as conn, Session(conn) as db:
+            request.state.principal = _resolve(request, db, state)
     return request.state.principal
 
 

@@ -47,9 +47,18 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
+def _pool_options(settings: Settings) -> dict[str, int]:
+    if not settings.effective_database_url.startswith("postgresql"):
+        return {}  # SQLite: one file, the driver's defaults
+    return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = engine or make_engine(settings.effective_database_url)
+    engine = engine or make_engine(
+        settings.effective_database_url,
+        **_pool_options(settings),
+    )
     app = FastAPI(
         title="KetaCare",
         version=__version__,

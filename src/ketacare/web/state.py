@@ -27,10 +27,13 @@ class WebState:
     secret: str
     signer: Signer = field(init=False)
     templates: Jinja2Templates = field(init=False)
+    # Single reads outside any transaction (who is calling): no BEGIN, no ROLLBACK.
+    autocommit: Engine = field(init=False)
     _clinic_tz: dict[int, tuple[str, ZoneInfo]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.signer = Signer(self.secret, salt="ketacare.session")
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.templates = Jinja2Templates(directory=WEB_DIR / "templates")
         self.templates.env.globals["version"] = __version__
         self.templates.env.filters["local"] = _local_time

@@ -41,7 +41,7 @@ def home() -> RedirectResponse:
 
 @router.get("/login")
 def login_page(request: Request, db: DbSession, state: State, next: str | None = None) -> Response:
-    if optional_principal(request, db, state) is not None:
+    if optional_principal(request, state) is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_csrf()
     response = render(request, "login.html", None, csrf=token, next=_safe_next(next), error=None)
