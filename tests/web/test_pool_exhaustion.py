@@ -41,7 +41,7 @@ def test_requests_beyond_the_threads_and_connections_all_succeed(
         engine.url.render_as_string(hide_password=False),
         pool_size=2,
         max_overflow=0,
-        pool_timeout=8,
+        pool_timeout=20,
     )
     port = _free_port()
     server = uvicorn.Server(

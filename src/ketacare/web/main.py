@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -33,17 +33,51 @@ the browser session (then send the `X-CSRF-Token` header on writes).
 
 
 def _warm_up() -> None:
-    """Load the drug index and the broad vocabulary (about a second) before the first screen
-    needs them, without delaying start-up."""
+    """Read every knowledge file and build the drug index (a few seconds, once per process)
+    before the first request. Loaded on demand instead, a first burst of requests would each
+    load them at once (the caches hold no lock) and time out together."""
+    from ketacare.app.intake import consent_text
+    from ketacare.app.reports import load_faq
     from ketacare.clinical.drugs import broad_vocabulary, default_resolver
+    from ketacare.clinical.eligibility import EligibilitySettings
+    from ketacare.clinical.monitoring import MonitoringSettings
+    from ketacare.clinical.stimulants import stimulant_ingredients
+    from ketacare.knowledge import knowledge_version
+    from ketacare.knowledge.catalog import load_catalog
+    from ketacare.knowledge.eligibility_defs import load_contraindications, load_eligibility
+    from ketacare.knowledge.fhir_code_defs import load_fhir_codes
+    from ketacare.knowledge.instrument_defs import load_instruments
+    from ketacare.knowledge.outcome_defs import load_outcomes
+    from ketacare.knowledge.protocol_defs import load_monitoring, load_protocols
+    from ketacare.knowledge.session_defs import load_session_checks
+    from ketacare.knowledge.therapy_defs import load_therapy
 
-    default_resolver()
-    broad_vocabulary()
+    for load in (
+        knowledge_version,
+        load_catalog,
+        load_contraindications,
+        load_eligibility,
+        load_fhir_codes,
+        load_instruments,
+        load_outcomes,
+        load_protocols,
+        load_monitoring,
+        load_session_checks,
+        load_therapy,
+        load_faq,
+        consent_text,
+        stimulant_ingredients,
+        EligibilitySettings.defaults,
+        MonitoringSettings.defaults,
+        default_resolver,
+        broad_vocabulary,
+    ):
+        load()
 
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    threading.Thread(target=_warm_up, name="knowledge-warm-up", daemon=True).start()
+    await anyio.to_thread.run_sync(_warm_up)
     yield
 
 
