@@ -5,6 +5,7 @@ Amendments after sign-off are records of their own."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from ketacare.app.errors import Conflict, InvalidInput, NotFound
 from ketacare.app.permissions import Actor, Permission, require
 from ketacare.app.sessions import (
     RECORDING,
+    EventOut,
     _aware,
     _scoped_session,
     acknowledged_alerts,
@@ -671,15 +673,29 @@ class SessionRecord(BaseModel):
     amendments: list[AmendmentOut]
 
 
-def session_record(db: Session, actor: Actor, session_id: int) -> SessionRecord:
+def session_record(
+    db: Session, actor: Actor, session_id: int, *, events: Sequence[EventOut] | None = None
+) -> SessionRecord:
+    """``events``: all of this session's events, when the caller has just read them with
+    ``get_session``; the acknowledged alerts are then taken from them, not read again."""
     with audited(db, actor, "session.record.view") as note:
         require(actor, Permission.PATIENT_READ)
         row = _scoped_session(db, actor, session_id)
         note.patient_id = row.patient_id
-        return _record(db, row.id)
+        acked = acknowledged_alerts(db, [row.id]) if events is None else _acknowledged(events)
+        return _record(db, row.id, acked)
 
 
-def _record(db: Session, session_id: int) -> SessionRecord:
+def _acknowledged(events: Sequence[EventOut]) -> set[int]:
+    """The ids of ``acknowledged_alerts``, from events already read."""
+    return {
+        int(e.detail["alert_id"])
+        for e in events
+        if e.kind == "alert_ack" and e.detail and "alert_id" in e.detail
+    }
+
+
+def _record(db: Session, session_id: int, acknowledged: set[int]) -> SessionRecord:
     orders = list(
         db.scalars(
             select(DoseOrder)
@@ -706,6 +722,6 @@ def _record(db: Session, session_id: int) -> SessionRecord:
         orders=_orders_out(db, orders),
         scores=[ScoreOut.model_validate(s) for s in scores],
         adverse_events=[AdverseEventOut.model_validate(e) for e in events],
-        acknowledged_alert_ids=sorted(acknowledged_alerts(db, [session_id])),
+        acknowledged_alert_ids=sorted(acknowledged),
         amendments=[AmendmentOut.model_validate(a) for a in amendments],
     )

@@ -3,6 +3,11 @@
 Pure: readings, settings and a time zone in, a JSON-ready dict out (no database, no clock).
 Data stays inline so the same spec renders in a browser (vega-embed) and in vl-convert.
 
+Each chart is its data (top-level ``datasets``, which the layers name) and a layout built with
+Altair. Building the layout costs far more than the data, and it depends on a few parameters
+only (the zone, the size, which panels have rules or alerts), so layouts are built once per
+such key and cached as JSON text; each call gets a fresh copy with its own data.
+
 Times are drawn as the clinic's wall clock: each time is converted to the clinic's zone in
 Python, written with a Z and drawn on a UTC scale, so neither the viewer's browser zone nor
 the converter's machine zone can shift an axis label.
@@ -14,6 +19,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -32,6 +38,8 @@ _RULE_COLOUR = {"critical": "#b71c1c", "warning": "#b26a00"}
 _SYMBOL = {"at_least": "≥", "above": ">", "below": "<"}
 # A fixed y-axis gutter keeps the four plot areas aligned on the shared time axis.
 _Y_AXIS = {"minExtent": 32, "maxExtent": 32, "titlePadding": 6}
+# Layouts kept per chart kind: a clinic's zones, sizes and dosing windows of the day.
+_LAYOUTS = 256
 
 
 @dataclass(frozen=True)
@@ -227,12 +235,35 @@ def vitals_chart(
             label = f"Dosing {start_local:%H:%M}-{end_local:%H:%M}"
         datasets["dosing"] = [{"start": _wall(start_local), "end": end_text, "label": label}]
 
+    layout = _vitals_layout(
+        tz,
+        width,
+        panel_height,
+        datasets["dosing"][0]["label"] if "dosing" in datasets else None,
+        tuple(sorted({(r["field"], r["kind"]) for r in datasets["thresholds"]})),
+        tuple(sorted({a["field"] for a in datasets["alerts"]})),
+    )
+    return _with_datasets(layout, datasets)
+
+
+@lru_cache(maxsize=_LAYOUTS, typed=True)
+def _vitals_layout(
+    tz: str,
+    width: Width,
+    panel_height: int,
+    dosing: str | None,
+    thresholds: tuple[tuple[str, str], ...],
+    alert_fields: tuple[str, ...],
+) -> str:
+    """The vitals chart without its data. ``dosing``: the dosing window's label, None when
+    there is none; ``thresholds``: the (field, kind) of the rules drawn; ``alert_fields``: the
+    fields that have an alert."""
     panels: list[alt.LayerChart] = []
     for index, panel in enumerate(_PANELS):
         bottom = index == len(_PANELS) - 1
         fields = [f for f, _label, _colour in panel.fields]
         layers: list[alt.Chart] = []
-        if "dosing" in datasets:
+        if dosing is not None:
             layers.append(
                 alt.Chart(alt.NamedData("dosing"))
                 .mark_rect(color="#f2c14e", opacity=0.25)
@@ -242,7 +273,7 @@ def vitals_chart(
                     tooltip=[alt.Tooltip("label:N", title="Dosing")],
                 )
             )
-        if any(r["field"] in fields for r in datasets["thresholds"]):
+        if any(field in fields for field, _kind in thresholds):
             rules = alt.Chart(alt.NamedData("thresholds")).transform_filter(
                 alt.FieldOneOfPredicate(field="field", oneOf=fields)
             )
@@ -256,9 +287,7 @@ def vitals_chart(
             # Absolute limits are labelled at the right, rises at the left, so the labels of
             # neighbouring lines (diastolic 110 and baseline + 25) do not overprint.
             for kind, align, x, dx in (("absolute", "right", "width", -4), ("rise", "left", 0, 4)):
-                if not any(
-                    r["field"] in fields and r["kind"] == kind for r in datasets["thresholds"]
-                ):
+                if not any(f in fields and k == kind for f, k in thresholds):
                     continue  # an empty layer would warn of an infinite extent
                 layers.append(
                     rules.transform_filter(alt.FieldEqualPredicate(field="kind", equal=kind))
@@ -305,7 +334,7 @@ def vitals_chart(
                     ],
                 )
             )
-        if any(a["field"] in fields for a in datasets["alerts"]):
+        if any(field in fields for field in alert_fields):
             layers.append(
                 alt.Chart(alt.NamedData("alerts"))
                 .transform_filter(alt.FieldOneOfPredicate(field="field", oneOf=fields))
@@ -325,8 +354,8 @@ def vitals_chart(
                 title=alt.TitleParams(
                     panel.title,
                     # The shading is explained once, above the first panel.
-                    subtitle=f"Shaded: {datasets['dosing'][0]['label'].lower()}"
-                    if index == 0 and "dosing" in datasets
+                    subtitle=f"Shaded: {dosing.lower()}"
+                    if index == 0 and dosing is not None
                     else "",
                     anchor="start",
                     fontSize=12,
@@ -340,11 +369,11 @@ def vitals_chart(
     chart = (
         alt.vconcat(*panels, spacing=14)
         .resolve_scale(x="shared", color="independent")
-        .properties(datasets=datasets, usermeta={"ketacare": {"chart": "vitals", "tz": tz}})
+        .properties(datasets={}, usermeta={"ketacare": {"chart": "vitals", "tz": tz}})
         .configure_view(stroke=None)
         .configure_axis(labelFontSize=10, titleFontSize=10)
     )
-    return _spec(chart)
+    return _layout_json(chart)
 
 
 def _band(band: Band | Mapping[str, Any]) -> tuple[int, int, str]:
@@ -409,9 +438,38 @@ def scores_chart(
         }
         for lo, hi, label in parsed
     ]
+    datasets: dict[str, list[dict[str, Any]]] = {"scores": rows, "bands": band_rows}
+    if rules:
+        datasets["rules"] = _rule_rows(rules, low, high)
+    layout = _scores_layout(
+        title,
+        low,
+        high,
+        tuple(label for _lo, _hi, label in parsed),
+        tz,
+        width,
+        height,
+        bool(rules),
+    )
+    return _with_datasets(layout, datasets)
+
+
+@lru_cache(maxsize=_LAYOUTS, typed=True)
+def _scores_layout(
+    title: str,
+    low: float,
+    high: float,
+    band_labels: tuple[str, ...],
+    tz: str,
+    width: Width,
+    height: int,
+    ruled: bool,
+) -> str:
+    """The scores chart without its data: ``band_labels`` in the bands' order, ``ruled``
+    when there are threshold rules."""
     y_scale = alt.Scale(domain=[low, high], nice=False, zero=False)
     layers: list[alt.Chart] = []
-    if band_rows:
+    if band_labels:
         band_base = alt.Chart(alt.NamedData("bands"))
         layers.append(
             band_base.mark_rect(opacity=0.35).encode(
@@ -419,9 +477,7 @@ def scores_chart(
                 y2="y2:Q",
                 color=alt.Color(
                     "label:N",
-                    scale=alt.Scale(
-                        domain=[b["label"] for b in band_rows], scheme="yelloworangered"
-                    ),
+                    scale=alt.Scale(domain=list(band_labels), scheme="yelloworangered"),
                     legend=None,
                 ),
                 tooltip=[
@@ -453,9 +509,7 @@ def scores_chart(
             ],
         )
     )
-    datasets: dict[str, list[dict[str, Any]]] = {"scores": rows, "bands": band_rows}
-    if rules:
-        datasets["rules"] = _rule_rows(rules, low, high)
+    if ruled:
         rule_base = alt.Chart(alt.NamedData("rules"))
         layers.append(
             rule_base.mark_rule(strokeDash=[5, 4], strokeWidth=1.2).encode(
@@ -478,12 +532,12 @@ def scores_chart(
             title=alt.TitleParams(f"{title} over time", anchor="start", fontSize=12),
             width=width,
             height=height,
-            datasets=datasets,
+            datasets={},
             usermeta={"ketacare": {"chart": "scores", "tz": tz}},
         )
         .configure_view(stroke=None)
     )
-    return _spec(chart)
+    return _layout_json(chart)
 
 
 def _rule_rows(rules: Sequence[Mapping[str, Any]], low: float, high: float) -> list[dict[str, Any]]:
@@ -585,16 +639,36 @@ def stimulant_chart(
                     ),
                 }
             )
+    layout = _stimulant_layout(
+        tuple(names),
+        tuple(any(u["ingredient"] == name for u in unknown) for name in names),
+        tz,
+        width,
+        panel_height,
+    )
+    return _with_datasets(layout, {"weeks": rows, "unknown": unknown})
+
+
+@lru_cache(maxsize=_LAYOUTS, typed=True)
+def _stimulant_layout(
+    names: tuple[str, ...],
+    unknown: tuple[bool, ...],
+    tz: str,
+    width: Width,
+    panel_height: int,
+) -> str:
+    """The stimulant chart without its data: a panel per name, ``unknown`` telling which of
+    them have a week of unknown dose."""
     x = alt.X(
         "week_start:T",
         scale=alt.Scale(type="utc"),
         axis=alt.Axis(format="%Y-%m-%d", title="Week starting (Monday)", labelOverlap=True),
     )
     panels: list[alt.LayerChart] = []
-    for index, name in enumerate(names):
+    for index, (name, shaded) in enumerate(zip(names, unknown, strict=True)):
         only = alt.FieldEqualPredicate(field="ingredient", equal=name)
         layers: list[alt.Chart] = []
-        if any(u["ingredient"] == name for u in unknown):
+        if shaded:
             layers.append(
                 alt.Chart(alt.NamedData("unknown"))
                 .transform_filter(only)
@@ -652,20 +726,28 @@ def stimulant_chart(
         alt.vconcat(*panels, spacing=14)
         .resolve_scale(x="shared", y="independent")
         .properties(
-            datasets={"weeks": rows, "unknown": unknown},
+            datasets={},
             usermeta={"ketacare": {"chart": "stimulants", "tz": tz}},
         )
         .configure_view(stroke=None)
         .configure_axis(labelFontSize=10, titleFontSize=10)
     )
-    return _spec(chart)
+    return _layout_json(chart)
 
 
-def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
+def _layout_json(chart: alt.TopLevelMixin) -> str:
+    """A layout (built with an empty ``datasets``, which keeps that key's place) as JSON text:
+    immutable in the cache, and json.loads makes a fresh copy faster than deepcopy does."""
     # Altair checks a chart against the Vega-Lite JSON schema on every to_dict(), which costs
-    # far more than building it (about 0.3 s for a chart page's panels). The shapes are fixed in
-    # this module, so the tests validate each chart kind once and pages skip the check.
-    return chart.to_dict(validate=False)
+    # far more than building it. The shapes are fixed in this module, so the tests validate
+    # each chart kind and the pages skip the check.
+    return json.dumps(chart.to_dict(validate=False), allow_nan=False)
+
+
+def _with_datasets(layout: str, datasets: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    spec: dict[str, Any] = json.loads(layout)
+    spec["datasets"] = datasets
+    return spec
 
 
 def spec_json(spec: Mapping[str, Any]) -> str:

@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 
 from ketacare.app import session_record as rec
 from ketacare.app import sessions as uc
-from ketacare.app.clinic_settings import effective_settings
+from ketacare.app.clinic_settings import EffectiveSettings, effective_settings
 from ketacare.app.errors import Conflict, Forbidden, InvalidInput
 from ketacare.clinical.dosing import DosingSettings
 from ketacare.clinical.eligibility import age_on
@@ -69,10 +69,13 @@ def _chart_spec(detail: uc.SessionDetail, monitoring: Any, tz: str) -> str:
     return spec_json(spec)
 
 
-def _live_context(db: Session, principal: Principal, session_id: int) -> dict[str, Any]:
+def _live_context(
+    db: Session, principal: Principal, session_id: int, settings: EffectiveSettings
+) -> dict[str, Any]:
+    """The monitoring card's values. ``settings``: the clinic's, which the page also needs; the
+    record takes the events just read instead of reading them again."""
     detail = uc.get_session(db, principal.actor, session_id)
-    record = rec.session_record(db, principal.actor, session_id)
-    settings = effective_settings(db, principal.actor.clinic_id)
+    record = rec.session_record(db, principal.actor, session_id, events=detail.events)
     return {
         "s": detail,
         "record": record,
@@ -94,11 +97,11 @@ def _page(
     values: dict[str, Any] | None = None,
     discharge: dict[str, Any] | None = None,
 ) -> Response:
-    context = _live_context(db, principal, session_id)
+    settings = effective_settings(db, principal.actor.clinic_id)
+    context = _live_context(db, principal, session_id, settings)
     detail: uc.SessionDetail = context["s"]
     protocol = load_protocols()[detail.protocol_id]
     checks = load_session_checks()
-    settings = effective_settings(db, principal.actor.clinic_id)
     patient = detail.patient
     assert patient is not None
     age = age_on(patient.date_of_birth, utcnow().astimezone(principal.tz).date())
@@ -170,7 +173,8 @@ def live(
 ) -> Response:
     """The monitoring card alone, for HTMX polling. When nothing changed since the counts the
     page holds, 204 leaves the card (and anything being typed into it) as it is."""
-    context = _live_context(db, principal, session_id)
+    settings = effective_settings(db, principal.actor.clinic_id)
+    context = _live_context(db, principal, session_id, settings)
     detail: uc.SessionDetail = context["s"]
     now = (len(detail.vitals), len(detail.alerts), len(context["acknowledged"]), detail.status)
     if now == (vitals, alerts, acked, status):
