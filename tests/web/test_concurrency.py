@@ -76,7 +76,8 @@ def meeting_before_insert(engine: Engine, table: str) -> Iterator[Rendezvous]:
     meeting = Rendezvous()
 
     def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith(f"INSERT INTO {table.upper()} "):
+        # The insert may sit inside a WITH (it returns one row of arrays on PostgreSQL).
+        if f"INSERT INTO {table.upper()} " in statement.upper():
             meeting.arrive()
 
     event.listen(engine, "before_cursor_execute", before)

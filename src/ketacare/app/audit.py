@@ -49,7 +49,8 @@ def _append(db: Session, actor: Actor, action: str, outcome: str, note: AuditNot
     # A plain INSERT after the use-case's own writes: the trail is written on every request, and
     # the unit of work adds nothing for an append-only row.
     db.flush()
-    db.execute(
+    # On the session's connection (same transaction), past the ORM's statement handling.
+    db.connection().execute(
         _INSERT,
         {
             "at": utcnow(),

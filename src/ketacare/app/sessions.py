@@ -11,7 +11,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Row, bindparam, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -212,8 +212,19 @@ _SESSION_IN_CLINIC = select(TreatmentSession).where(
     TreatmentSession.id == bindparam("session_id"),
     TreatmentSession.clinic_id == bindparam("clinic_id"),
 )
+# Only what a vitals batch needs, as plain columns: no ORM object to build per batch.
 _SESSION_AND_SETTINGS = (
-    select(TreatmentSession, Clinic.timezone, Clinic.settings, Clinic.settings_version)
+    select(
+        TreatmentSession.id,
+        TreatmentSession.clinic_id,
+        TreatmentSession.patient_id,
+        TreatmentSession.status,
+        TreatmentSession.signed_at,
+        TreatmentSession.baseline,
+        Clinic.timezone,
+        Clinic.settings,
+        Clinic.settings_version,
+    )
     .join(Clinic, Clinic.id == TreatmentSession.clinic_id)
     .where(
         TreatmentSession.id == bindparam("session_id"),
@@ -236,7 +247,7 @@ def open_session(db: Session, actor: Actor, session_id: int) -> TreatmentSession
     return row
 
 
-def _refuse_signed(row: TreatmentSession) -> None:
+def _refuse_signed(row: TreatmentSession | Row[Any]) -> None:
     if row.signed_at is not None:
         raise InvalidInput(
             "status", "The session is signed and cannot change; add an amendment instead."
@@ -432,17 +443,20 @@ def ingest_vitals(db: Session, actor: Actor, session_id: int, batch: VitalsBatch
     with audited(db, actor, "session.vitals") as note:
         require(actor, Permission.SESSION_WRITE)
         # The session and its clinic's settings in one round trip: a device sends often.
-        found_row = db.execute(
-            _SESSION_AND_SETTINGS, {"session_id": session_id, "clinic_id": actor.clinic_id}
-        ).first()
-        if found_row is None:
+        row = (
+            db.connection()
+            .execute(
+                _SESSION_AND_SETTINGS, {"session_id": session_id, "clinic_id": actor.clinic_id}
+            )
+            .first()
+        )
+        if row is None:
             raise NotFound(f"No session {session_id} in your clinic.")
-        row, timezone, raw_settings, settings_version = found_row
         note.patient_id = row.patient_id
         _refuse_signed(row)
         if row.status not in RECORDING:
             raise InvalidInput("status", f"The session is {row.status}; vitals are not recorded.")
-        monitoring = settings_from(timezone, raw_settings, settings_version).monitoring
+        monitoring = settings_from(row.timezone, row.settings, row.settings_version).monitoring
         now = utcnow()
         baseline = VitalSigns.coerce(row.baseline or {})
         rejected: list[Rejected] = []
@@ -486,8 +500,8 @@ def ingest_vitals(db: Session, actor: Actor, session_id: int, batch: VitalsBatch
         )
         unkeyed = [values for _, values in accepted if values["sample_key"] is None]
         by_key = {
-            r.sample_key: r.id
-            for r in insert_new(db, table, keyed, returning=("id", "sample_key"))  # type: ignore[arg-type]
+            key: vital_id
+            for vital_id, key in insert_new(db, table, keyed, returning=("id", "sample_key"))  # type: ignore[arg-type]
         }
         # Without a key a sample is always new; ids come back in the order sent.
         plain_ids = iter(

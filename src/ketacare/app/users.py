@@ -13,7 +13,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ketacare.app import audit, totp
@@ -364,7 +364,7 @@ class ResolvedSession:
 
 
 def resolve_session(
-    db: Session, token: str, *, now: datetime, idle: timedelta
+    db: Session | Connection, token: str, *, now: datetime, idle: timedelta
 ) -> ResolvedSession | None:
     """The live session for a cookie token, sliding its idle expiry; None when expired."""
     row = db.execute(_SESSION_BY_HASH, {"token_hash": _sha256(token)}).first()
@@ -444,7 +444,7 @@ def revoke_api_token(db: Session, actor: Actor, token_id: int, *, now: datetime)
             row.revoked_at = now
 
 
-def resolve_api_token(db: Session, token: str, *, now: datetime) -> Caller | None:
+def resolve_api_token(db: Session | Connection, token: str, *, now: datetime) -> Caller | None:
     if not token.startswith(TOKEN_PREFIX):
         return None
     digest = _sha256(token)

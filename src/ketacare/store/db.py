@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Row, Table, create_engine, event, text
+from pydantic_core import to_json
+from sqlalchemy import Engine, Table, TextClause, create_engine, event, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
@@ -84,38 +85,40 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 _PG_TYPE = {int: "int8", float: "float8", str: "text", bool: "bool", datetime: "timestamptz"}
 
 
-def _json_value(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} cannot travel in a JSON batch")
-
-
 def _python_type(column_type: TypeEngine[Any]) -> type:
     impl = column_type.impl if isinstance(column_type, TypeDecorator) else column_type
     return impl.python_type
 
 
+@cache
+def _pg_insert_new(table: Table, names: tuple[str, ...], returning: tuple[str, ...]) -> TextClause:
+    # Built once per shape: a device sends the same shape every few seconds.
+    columns = ", ".join(f"{n} {_PG_TYPE[_python_type(table.c[n].type)]}" for n in names)
+    return text(
+        f"WITH inserted AS (INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 (names from the table, values bound)  # nosec B608
+        f"SELECT {', '.join(names)} FROM json_to_recordset(CAST(:rows AS json)) "
+        f"AS r({columns}) ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}) "
+        f"SELECT {', '.join(f'array_agg({n})' for n in returning)} FROM inserted"
+    )
+
+
 def insert_new(
     db: Session, table: Table, rows: list[dict[str, Any]], *, returning: tuple[str, ...]
-) -> list[Row[Any]]:
+) -> list[tuple[Any, ...]]:
     """Insert ``rows`` (all with the same keys), silently skipping those that collide with a
     unique constraint, and return the given columns of the rows actually inserted. One
     statement, atomic against a concurrent insert of the same keys (ON CONFLICT DO NOTHING).
 
-    On PostgreSQL the batch travels as one array per column through ``unnest``: a short
-    statement the driver prepares once. The rows travel as one JSON document read by
-    ``json_to_recordset``: encoding it is far cheaper than one parameter (or array) per value."""
+    On PostgreSQL the rows travel as one JSON document read by ``json_to_recordset``
+    (encoded by pydantic-core, far cheaper than one parameter per value), and what was
+    inserted comes back as one row of arrays (one array per column): fetching a row per sample
+    costs the driver more than the insert costs the server."""
     if not rows:
         return []
     if db.get_bind().dialect.name == "postgresql":
-        names = list(rows[0])
-        columns = ", ".join(f"{n} {_PG_TYPE[_python_type(table.c[n].type)]}" for n in names)
-        statement = text(
-            f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 (names from the table, values bound)  # nosec B608
-            f"SELECT {', '.join(names)} FROM json_to_recordset(CAST(:rows AS json)) "
-            f"AS r({columns}) ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
-        )
-        return list(db.execute(statement, {"rows": json.dumps(rows, default=_json_value)}))
+        statement = _pg_insert_new(table, tuple(rows[0]), returning)
+        arrays = db.connection().execute(statement, {"rows": to_json(rows).decode()}).one()
+        return list(zip(*arrays, strict=True)) if arrays[0] is not None else []
     stmt = sqlite.insert(table).on_conflict_do_nothing()
     stmt = stmt.returning(*(table.c[name] for name in returning))
-    return list(db.execute(stmt, rows))
+    return [tuple(row) for row in db.connection().execute(stmt, rows)]

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from itsdangerous import BadSignature
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -77,7 +78,7 @@ class Principal:
     csrf_token: str | None = None
 
 
-def _resolve(request: Request, db: Session, state: WebState) -> Principal | None:
+def _resolve(request: Request, db: Connection, state: WebState) -> Principal | None:
     now = utcnow()
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
@@ -114,8 +115,9 @@ def optional_principal(request: Request, state: State) -> Principal | None:
         # Looked up on a connection of its own, in autocommit, given back before this trip
         # through the thread pool ends. A connection held from this trip to the endpoint's
         # would wait for a free thread while every thread waits for a free connection.
-        with state.autocommit.connect() as conn, Session(conn) as db:
-            request.state.principal = _resolve(request, db, state)
+        # A Core connection, not an ORM session: the lookup is a few plain statements.
+        with state.autocommit.connect() as conn:
+            request.state.principal = _resolve(request, conn, state)
     return request.state.principal
 
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 from itsdangerous import Signer
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ketacare import __version__
@@ -38,7 +38,7 @@ class WebState:
         self.templates.env.globals["version"] = __version__
         self.templates.env.filters["local"] = _local_time
 
-    def clinic(self, db: Session, clinic_id: int) -> tuple[str, ZoneInfo]:
+    def clinic(self, db: Session | Connection, clinic_id: int) -> tuple[str, ZoneInfo]:
         """Clinic name and time zone; cached, they change rarely."""
         if clinic_id not in self._clinic_tz:
             row = db.execute(
