@@ -9,8 +9,10 @@ turned into an alert: an entry error must be corrected, not acted on.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, Literal, Self
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ketacare.knowledge import knowledge_version
 from ketacare.knowledge.protocol_defs import (
+    AlertRuleDef,
     DischargeCriterionDef,
     ProtocolDef,
     load_monitoring,
@@ -214,13 +217,21 @@ def validate_vitals(sample: VitalSigns | Mapping[str, Any]) -> list[VitalProblem
     """Every value that cannot be real, with the field named; [] when all present values are
     plausible. Missing values are not problems here (the discharge check treats them as
     unknown)."""
-    vitals = VitalSigns.coerce(sample)
+    # Read straight from a mapping (a device batch checks every sample): building a
+    # VitalSigns first would cost more than the checks.
+    if sample is None or isinstance(sample, VitalSigns):
+        vitals = VitalSigns.coerce(sample)
+        read: Callable[[str], Any] = functools.partial(getattr, vitals)
+    else:
+        if not _VITAL_FIELDS.issuperset(sample):
+            VitalSigns.coerce(sample)  # refuses it, naming the unknown field
+        read = sample.get
     plausibility = load_monitoring().plausibility
     sources = plausibility.sources
     problems: list[VitalProblem] = []
     plausible: dict[str, float] = {}
     for name, limits in plausibility.ranges.items():
-        value = getattr(vitals, name)
+        value = read(name)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -264,7 +275,7 @@ def validate_vitals(sample: VitalSigns | Mapping[str, Any]) -> list[VitalProblem
         problems.append(
             VitalProblem(
                 "diastolic",
-                vitals.diastolic,
+                read("diastolic"),
                 "diastolic_not_below_systolic",
                 f"Diastolic {_g(plausible['diastolic'])} mmHg must be below systolic "
                 f"{_g(plausible['systolic'])} mmHg: check for swapped values.",
@@ -377,12 +388,11 @@ class Alert:
         }
 
 
-def _fires(comparison: str, value: float, threshold: float) -> bool:
-    if comparison == "at_least":
-        return value >= threshold
-    if comparison == "above":
-        return value > threshold
-    return value < threshold
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "at_least": operator.ge,
+    "above": operator.gt,
+    "below": operator.lt,
+}
 
 
 def alerts(
@@ -415,32 +425,36 @@ def alerts_for_samples(
     _require_valid(before, "baseline.")
     values = settings.template_values()
     version = knowledge_version()
+    # Each rule's threshold, comparison and baseline are read once for the whole batch; a rise
+    # rule without a baseline value is not evaluated.
+    rules = [
+        (rule, values[rule.setting], _COMPARE[rule.comparison], start)
+        for rule in load_monitoring().alerts
+        for start in [getattr(before, rule.field) if rule.kind == "rise" else None]
+        if rule.kind != "rise" or start is not None
+    ]
     out = []
     for sample in samples:
         vitals = VitalSigns.coerce(sample)
         if not checked:
             _require_valid(vitals)
-        out.append(_alerts(vitals, before, values, version))
+        out.append(_alerts(vitals, rules, values, version))
     return out
 
 
+_Compiled = tuple[AlertRuleDef, float, Callable[[float, float], bool], float | None]
+
+
 def _alerts(
-    vitals: VitalSigns, before: VitalSigns, values: Mapping[str, Any], version: str
+    vitals: VitalSigns, rules: list[_Compiled], values: Mapping[str, Any], version: str
 ) -> list[Alert]:
     raised: list[Alert] = []
-    for rule in load_monitoring().alerts:
+    for rule, threshold, fires, start in rules:
         value = getattr(vitals, rule.field)
         if value is None:
             continue
-        threshold = values[rule.setting]
-        start = getattr(before, rule.field) if rule.kind == "rise" else None
-        if rule.kind == "rise":
-            if start is None:
-                continue
-            measured = value - start
-        else:
-            measured = value
-        if not _fires(rule.comparison, measured, threshold):
+        measured = value if start is None else value - start
+        if not fires(measured, threshold):
             continue
         text = rule.text.format(
             **values,
