@@ -16,7 +16,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,11 +25,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from _common import empty_postgres, free_port, postgres_url
 from sqlalchemy import select
 
 from ketacare.app.synthetic import fill
 from ketacare.app.users import actor_for, create_api_token, hash_password
-from ketacare.store import migrate
 from ketacare.store.db import make_engine, make_session_factory
 from ketacare.store.models import Patient, TreatmentSession, User
 
@@ -51,25 +50,6 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _database() -> str:
-    url = os.environ.get("KETACARE_BENCH_POSTGRES_URL", "")
-    if not url:
-        raise SystemExit("set KETACARE_BENCH_POSTGRES_URL: the load test runs on PostgreSQL")
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
-    migrate.upgrade(engine)
-    engine.dispose()
-    return url
 
 
 def _setup(url: str, patients: int) -> tuple[str, int, int]:
@@ -214,7 +194,8 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install wrk")
     patients = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    url = _database()
+    url = postgres_url("the load test")
+    empty_postgres(url).dispose()
     began = time.perf_counter()
     token, patient_id, session_id = _setup(url, patients)
     loaded = time.perf_counter() - began
@@ -225,7 +206,7 @@ def main() -> None:
             "KETACARE_VAR_DIR": tmp,
             "KETACARE_ENVIRONMENT": "development",
         }
-        bare_port, app_port = _free_port(), _free_port()
+        bare_port, app_port = free_port(), free_port()
         common = ["--workers", str(WORKERS), "--log-level", "warning"]
         bare = _serve(
             [

@@ -29,14 +29,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from _common import empty_postgres, postgres_url
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, insert, select
 
-from ketacare.app.synthetic import fill
+from ketacare.app.synthetic import chunks, fill
 from ketacare.app.users import hash_password
 from ketacare.config import Settings
-from ketacare.store import migrate
-from ketacare.store.db import make_engine, make_session_factory
+from ketacare.store.db import make_session_factory
 from ketacare.store.models import Assessment, Patient, TherapySession, TreatmentSession, User
 from ketacare.web.main import create_app
 
@@ -48,7 +48,6 @@ TARGET = 1.5
 BUDGET_S = 15 * 60
 PASSWORD = "bench-password-1"  # noqa: S105 (a synthetic clinic of the benchmark)
 NOTE = {"attendance": "attended", "minutes": 50, "risk_check": {"asked": True, "result": "none"}}
-CHUNK = 10_000
 # Rows a page lists, found by their links.
 ROW_LINKS = {
     "session worklist": r'href="/sessions/(\d+)"',
@@ -77,29 +76,6 @@ class Counter:
 
     def _seen(self, *_args: Any) -> None:
         self.count += 1
-
-
-def _database() -> Engine:
-    url = os.environ.get("KETACARE_BENCH_POSTGRES_URL", "")
-    if not url:
-        raise SystemExit("set KETACARE_BENCH_POSTGRES_URL: the scale curve runs on PostgreSQL")
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
-    migrate.upgrade(engine)
-    return engine
-
-
-def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == CHUNK:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _therapy(engine: Engine, clinic_id: int, seed: int) -> int:
@@ -138,7 +114,7 @@ def _therapy(engine: Engine, clinic_id: int, seed: int) -> int:
             }
 
     count = 0
-    for batch in _chunks(rows()):
+    for batch in chunks(rows()):
         with engine.begin() as conn:
             conn.execute(insert(TherapySession.__table__), batch)  # type: ignore[arg-type]
         count += len(batch)
@@ -363,7 +339,7 @@ def main() -> None:
     if sizes != sorted(set(sizes)) or sizes[0] < 1:
         raise SystemExit("give the sizes in increasing order")
     began = time.perf_counter()
-    engine = _database()
+    engine = empty_postgres(postgres_url("the scale curve"))
     with engine.connect() as conn:
         version = str(conn.exec_driver_sql("SHOW server_version").scalar())
     with tempfile.TemporaryDirectory() as tmp:

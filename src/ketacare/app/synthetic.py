@@ -55,7 +55,8 @@ class Filled:
     vitals: int = 0
 
 
-def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+def chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Rows in lists of CHUNK, for bulk inserts of bounded size."""
     batch: list[dict[str, Any]] = []
     for row in rows:
         batch.append(row)
@@ -329,7 +330,7 @@ def fill(
 
 def _insert_all(engine: Engine, table: Table, rows: Iterator[dict[str, Any]]) -> int:
     count = 0
-    for batch in _chunks(rows):
+    for batch in chunks(rows):
         with engine.begin() as conn:
             conn.execute(insert(table), batch)
         count += len(batch)
