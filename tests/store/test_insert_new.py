@@ -56,3 +56,17 @@ def test_nothing_new_returns_nothing(db: Session) -> None:
     insert_new(db, TABLE, _rows("only"), returning=("id", "slug"))  # type: ignore[arg-type]
     assert insert_new(db, TABLE, _rows("only"), returning=("id", "slug")) == []  # type: ignore[arg-type]
     assert insert_new(db, TABLE, [], returning=("id",)) == []  # type: ignore[arg-type]
+
+
+def test_shared_values_complete_every_row(db: Session) -> None:
+    rows = [{"slug": "a", "name": "Clinic a"}, {"slug": "b", "name": "Clinic b"}]
+    same = {"timezone": "Asia/Tokyo", "settings_version": 7, "created_at": WHEN}
+    stored = insert_new(db, TABLE, rows, returning=("slug",), same=same)  # type: ignore[arg-type]
+    assert sorted(stored) == [("a",), ("b",)]
+    db.commit()
+    clinics = db.scalars(select(Clinic).order_by(Clinic.slug)).all()
+    assert [(c.slug, c.timezone, c.settings_version) for c in clinics] == [
+        ("a", "Asia/Tokyo", 7),
+        ("b", "Asia/Tokyo", 7),
+    ]
+    assert all(c.created_at.replace(tzinfo=UTC) == WHEN for c in clinics)

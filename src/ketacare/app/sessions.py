@@ -474,21 +474,16 @@ def ingest_vitals(db: Session, actor: Actor, session_id: int, batch: VitalsBatch
                 continue
             if sample.sample_key:
                 in_batch.add(sample.sample_key)
-            accepted.append(
-                (
-                    index,
-                    {
-                        "clinic_id": row.clinic_id,
-                        "session_id": row.id,
-                        "measured_at": sample.measured_at,
-                        "received_at": now,
-                        "source": batch.source,
-                        "sample_key": sample.sample_key,
-                        "recorded_by": actor.user_id,
-                        **readings,
-                    },
-                )
-            )
+            values = {"measured_at": sample.measured_at, "sample_key": sample.sample_key}
+            accepted.append((index, {**values, **readings}))
+        # What every sample of the batch shares.
+        same = {
+            "clinic_id": row.clinic_id,
+            "session_id": row.id,
+            "received_at": now,
+            "source": batch.source,
+            "recorded_by": actor.user_id,
+        }
         # Re-sent samples (a key already stored) are skipped by the database itself, so two
         # devices sending the same batch at once store it once.
         table = VitalSample.__table__
@@ -501,11 +496,20 @@ def ingest_vitals(db: Session, actor: Actor, session_id: int, batch: VitalsBatch
         unkeyed = [values for _, values in accepted if values["sample_key"] is None]
         by_key = {
             key: vital_id
-            for vital_id, key in insert_new(db, table, keyed, returning=("id", "sample_key"))  # type: ignore[arg-type]
+            for vital_id, key in insert_new(
+                db,
+                table,  # type: ignore[arg-type]
+                keyed,
+                returning=("id", "sample_key"),
+                same=same,
+            )
         }
         # Without a key a sample is always new; ids come back in the order sent.
         plain_ids = iter(
-            db.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), unkeyed)
+            db.scalars(
+                insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                [{**same, **values} for values in unkeyed],
+            )
             if unkeyed
             else []
         )

@@ -91,34 +91,50 @@ def _python_type(column_type: TypeEngine[Any]) -> type:
 
 
 @cache
-def _pg_insert_new(table: Table, names: tuple[str, ...], returning: tuple[str, ...]) -> TextClause:
+def _pg_insert_new(
+    table: Table, names: tuple[str, ...], same: tuple[str, ...], returning: tuple[str, ...]
+) -> TextClause:
     # Built once per shape: a device sends the same shape every few seconds.
-    columns = ", ".join(f"{n} {_PG_TYPE[_python_type(table.c[n].type)]}" for n in names)
+    def pg_type(name: str) -> str:
+        return _PG_TYPE[_python_type(table.c[name].type)]
+
+    columns = ", ".join(f"{n} {pg_type(n)}" for n in names)
+    values = [f"CAST(:same_{n} AS {pg_type(n)})" for n in same] + [f"r.{n}" for n in names]
     return text(
-        f"WITH inserted AS (INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 (names from the table, values bound)  # nosec B608
-        f"SELECT {', '.join(names)} FROM json_to_recordset(CAST(:rows AS json)) "
+        f"WITH inserted AS (INSERT INTO {table.name} ({', '.join(same + names)}) "  # noqa: S608 (names from the table, values bound)  # nosec B608
+        f"SELECT {', '.join(values)} FROM json_to_recordset(CAST(:rows AS json)) "
         f"AS r({columns}) ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}) "
         f"SELECT {', '.join(f'array_agg({n})' for n in returning)} FROM inserted"
     )
 
 
 def insert_new(
-    db: Session, table: Table, rows: list[dict[str, Any]], *, returning: tuple[str, ...]
+    db: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    *,
+    returning: tuple[str, ...],
+    same: dict[str, Any] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Insert ``rows`` (all with the same keys), silently skipping those that collide with a
-    unique constraint, and return the given columns of the rows actually inserted. One
-    statement, atomic against a concurrent insert of the same keys (ON CONFLICT DO NOTHING).
+    """Insert ``rows`` (all with the same keys), each completed by the values in ``same``
+    (those every row shares), silently skipping those that collide with a unique constraint,
+    and return the given columns of the rows actually inserted. One statement, atomic against
+    a concurrent insert of the same keys (ON CONFLICT DO NOTHING).
 
     On PostgreSQL the rows travel as one JSON document read by ``json_to_recordset``
-    (encoded by pydantic-core, far cheaper than one parameter per value), and what was
-    inserted comes back as one row of arrays (one array per column): fetching a row per sample
-    costs the driver more than the insert costs the server."""
+    (encoded by pydantic-core, far cheaper than one parameter per value; the shared values
+    travel once, as parameters), and what was inserted comes back as one row of arrays (one
+    array per column): fetching a row per sample costs the driver more than the insert costs
+    the server."""
     if not rows:
         return []
+    same = same or {}
     if db.get_bind().dialect.name == "postgresql":
-        statement = _pg_insert_new(table, tuple(rows[0]), returning)
-        arrays = db.connection().execute(statement, {"rows": to_json(rows).decode()}).one()
+        statement = _pg_insert_new(table, tuple(rows[0]), tuple(same), returning)
+        params = {f"same_{name}": value for name, value in same.items()}
+        params["rows"] = to_json(rows).decode()
+        arrays = db.connection().execute(statement, params).one()
         return list(zip(*arrays, strict=True)) if arrays[0] is not None else []
     stmt = sqlite.insert(table).on_conflict_do_nothing()
     stmt = stmt.returning(*(table.c[name] for name in returning))
-    return [tuple(row) for row in db.connection().execute(stmt, rows)]
+    return [tuple(row) for row in db.connection().execute(stmt, [{**same, **r} for r in rows])]
