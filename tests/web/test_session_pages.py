@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from ketacare.store.models import (
     TreatmentSession,
 )
 from ketacare.store.types import utcnow
+from ketacare.web.ui import sessions as ui_sessions
 from tests.conftest import ClinicWorld, ui_login
 
 
@@ -52,7 +54,7 @@ def _post(client: TestClient, url: str, csrf: str, **data: str) -> object:
 
 
 def test_a_session_from_checks_to_sign_off_through_the_forms(
-    client: TestClient, db: Session, world_a: ClinicWorld
+    client: TestClient, db: Session, world_a: ClinicWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sid = _scheduled(db, world_a)
     csrf = ui_login(client, world_a.users[Role.PRESCRIBER].username)
@@ -107,7 +109,15 @@ def test_a_session_from_checks_to_sign_off_through_the_forms(
     # The card polls with the counts it shows: nothing new, nothing swapped.
     poll = live.text.split('hx-get="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
     assert "vitals=1" in poll
+    built: list[object] = []
+    real_spec = ui_sessions._chart_spec
+    monkeypatch.setattr(
+        ui_sessions, "_chart_spec", lambda *args: built.append(args) or real_spec(*args)
+    )
     assert client.get(poll).status_code == 204
+    assert built == []  # nothing changed: no chart built for a card left as it is
+    assert client.get(poll.replace("vitals=1", "vitals=0")).status_code == 200
+    assert len(built) == 1
 
     assert _post(client, f"/sessions/{sid}/dose/end", csrf).status_code == 303  # type: ignore[attr-defined]
     _post(client, f"/sessions/{sid}/record/score", csrf, instrument="moaas", item1="5")

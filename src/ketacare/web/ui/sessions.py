@@ -70,20 +70,28 @@ def _chart_spec(detail: uc.SessionDetail, monitoring: Any, tz: str) -> str:
 
 
 def _live_context(
-    db: Session, principal: Principal, session_id: int, settings: EffectiveSettings
+    db: Session,
+    principal: Principal,
+    session_id: int,
+    settings: EffectiveSettings,
+    *,
+    chart: bool = True,
 ) -> dict[str, Any]:
     """The monitoring card's values. ``settings``: the clinic's, which the page also needs; the
-    record takes the events just read instead of reading them again."""
+    record takes the events just read instead of reading them again. ``chart``: build the
+    vitals chart too (a poll builds it only when the card changed)."""
     detail = uc.get_session(db, principal.actor, session_id)
     record = rec.session_record(db, principal.actor, session_id, events=detail.events)
-    return {
+    context = {
         "s": detail,
         "record": record,
         "acknowledged": set(record.acknowledged_alert_ids),
-        "chart_json": _chart_spec(detail, settings.monitoring, settings.timezone),
         "recording": detail.status in uc.RECORDING and detail.signed_at is None,
         "monitoring": settings.monitoring,
     }
+    if chart:
+        context["chart_json"] = _chart_spec(detail, settings.monitoring, settings.timezone)
+    return context
 
 
 def _page(
@@ -174,11 +182,12 @@ def live(
     """The monitoring card alone, for HTMX polling. When nothing changed since the counts the
     page holds, 204 leaves the card (and anything being typed into it) as it is."""
     settings = effective_settings(db, principal.actor.clinic_id)
-    context = _live_context(db, principal, session_id, settings)
+    context = _live_context(db, principal, session_id, settings, chart=False)
     detail: uc.SessionDetail = context["s"]
     now = (len(detail.vitals), len(detail.alerts), len(context["acknowledged"]), detail.status)
     if now == (vitals, alerts, acked, status):
         return Response(status_code=204)
+    context["chart_json"] = _chart_spec(detail, settings.monitoring, settings.timezone)
     return render(request, "sessions/_live.html", principal, **context)
 
 
