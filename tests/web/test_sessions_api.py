@@ -74,3 +74,72 @@ def test_a_naive_time_is_refused_naming_the_field(
     )
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][-1] == "scheduled_at"
+
+
+def _vitals_path(client: TestClient, headers: dict[str, str], world: ClinicWorld) -> str:
+    created = client.post(
+        f"/api/v1/patients/{world.patients[0].id}/sessions",
+        json={"scheduled_at": "2026-01-05T14:00:00Z"},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    return f"/api/v1/sessions/{created.json()['id']}/vitals"
+
+
+def test_a_device_batch_is_validated_from_its_bytes_naming_each_bad_field(
+    client: TestClient, db: Session, world_a: ClinicWorld
+) -> None:
+    headers = bearer(db, world_a.users[Role.NURSE])
+    path = _vitals_path(client, headers, world_a)
+    batch = {
+        "samples": [
+            {"measured_at": "2026-01-05T14:10:00", "systolic": 120},
+            {"measured_at": "2026-01-05T14:15:00Z", "heart_rate": "fast"},
+        ],
+        "extra": 1,
+    }
+    response = client.post(path, json=batch, headers=headers)
+    assert response.status_code == 422, response.text
+    locs = [e["loc"] for e in response.json()["detail"]]
+    assert locs == [
+        ["body", "samples", 0, "measured_at"],
+        ["body", "samples", 1, "heart_rate"],
+        ["body", "extra"],
+    ]
+    empty = client.post(path, json={"samples": []}, headers=headers)
+    assert empty.status_code == 422
+    assert empty.json()["detail"][0]["loc"] == ["body", "samples"]
+
+
+def test_a_device_batch_that_is_not_json_is_refused_with_422(
+    client: TestClient, db: Session, world_a: ClinicWorld
+) -> None:
+    headers = bearer(db, world_a.users[Role.NURSE])
+    path = _vitals_path(client, headers, world_a)
+    broken = client.post(
+        path, content=b'{"samples": [', headers={**headers, "content-type": "application/json"}
+    )
+    assert broken.status_code == 422
+    assert broken.json()["detail"][0]["type"] == "json_invalid"
+    assert broken.json()["detail"][0]["loc"][0] == "body"
+    form = client.post(path, data={"samples": "x"}, headers=headers)
+    assert form.status_code == 422
+    assert "Content-Type: application/json" in form.json()["detail"][0]["msg"]
+    # Without a content type the body is still read as JSON, as FastAPI does: it gets as far
+    # as the session, which has not started.
+    plain = client.post(
+        path,
+        content=b'{"samples": [{"measured_at": "2026-01-05T14:10:00Z", "spo2": 97}]}',
+        headers=headers,
+    )
+    assert plain.status_code == 422
+    assert plain.json()["detail"][0]["msg"] == "The session is scheduled; vitals are not recorded."
+
+
+def test_a_stranger_with_a_bad_batch_is_answered_401_not_422(
+    client: TestClient, db: Session, world_a: ClinicWorld
+) -> None:
+    headers = bearer(db, world_a.users[Role.NURSE])
+    path = _vitals_path(client, headers, world_a)
+    response = client.post(path, content=b"not json", headers={"content-type": "application/json"})
+    assert response.status_code == 401

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from ketacare.app import session_record as rec
 from ketacare.app import sessions as uc
+from ketacare.web.api.json_body import json_body, json_body_openapi
 from ketacare.web.api.responses import CHANGED
 from ketacare.web.auth import CurrentPrincipal, DbSession
 
@@ -52,9 +53,14 @@ def start_session(
         "field; samples whose sample_key was already stored are skipped; alerts are raised "
         "against the session's baseline."
     ),
+    openapi_extra=json_body_openapi(uc.VitalsBatch),
 )
 def ingest_vitals(
-    db: DbSession, principal: CurrentPrincipal, session_id: int, body: uc.VitalsBatch
+    db: DbSession,
+    principal: CurrentPrincipal,
+    session_id: int,
+    # After the caller is known: a stranger's bad body is answered 401, not 422.
+    body: Annotated[uc.VitalsBatch, Depends(json_body(uc.VitalsBatch))],
 ) -> Response:
     result = uc.ingest_vitals(db, principal.actor, session_id, body)
     # A device sends every few seconds: the answer is encoded once, here, instead of being
