@@ -171,8 +171,15 @@ class _Device:
         self.headers = {"Authorization": f"Bearer {token}", **JSON}
 
     def post(self, path: str, body: bytes) -> dict[str, Any]:
-        self.connection.request("POST", path, body=body, headers=self.headers)
-        response = self.connection.getresponse()
+        try:
+            self.connection.request("POST", path, body=body, headers=self.headers)
+            response = self.connection.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # The server closes a connection idle for 5 s (between the rounds' set-up); the
+            # batch is sent again on a new one (its sample keys make that safe).
+            self.connection.close()
+            self.connection.request("POST", path, body=body, headers=self.headers)
+            response = self.connection.getresponse()
         data = response.read()
         if response.status != 200:
             raise SystemExit(f"the server answered {response.status}: {data[:500]!r}")
