@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from ketacare.app import interactions as uc
+from ketacare.web.api.responses import encoded
 from ketacare.web.auth import CurrentPrincipal, DbSession
 
 router = APIRouter(tags=["interactions"])
@@ -15,8 +16,8 @@ router = APIRouter(tags=["interactions"])
     response_model=uc.ScreenOut,
     summary="Screen a list of medicines (nothing stored)",
 )
-def screen_list(principal: CurrentPrincipal, body: uc.ScreenRequest) -> uc.ScreenOut:
-    return uc.screen_list(principal.actor, body)
+def screen_list(principal: CurrentPrincipal, body: uc.ScreenRequest) -> Response:
+    return encoded(uc.screen_list(principal.actor, body))
 
 
 @router.post(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from ketacare.app import patients as uc
-from ketacare.web.api.responses import CHANGED
+from ketacare.web.api.responses import CHANGED, encoded
 from ketacare.web.auth import CurrentPrincipal, DbSession
 
 router = APIRouter(prefix="/patients", tags=["patients"])
@@ -22,8 +22,8 @@ def list_patients(
     q: Annotated[str, Query(max_length=100, description="Name words or MRN prefix")] = "",
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
-) -> uc.PatientPage:
-    return uc.list_patients(db, principal.actor, q=q, cursor=cursor, limit=limit)
+) -> Response:
+    return encoded(uc.list_patients(db, principal.actor, q=q, cursor=cursor, limit=limit))
 
 
 @router.post("", response_model=uc.PatientOut, status_code=status.HTTP_201_CREATED)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Response, status
 from ketacare.app import session_record as rec
 from ketacare.app import sessions as uc
 from ketacare.web.api.json_body import json_body, json_body_openapi
-from ketacare.web.api.responses import CHANGED
+from ketacare.web.api.responses import CHANGED, encoded
 from ketacare.web.auth import CurrentPrincipal, DbSession
 
 router = APIRouter(tags=["sessions"])
@@ -62,10 +62,8 @@ def ingest_vitals(
     # After the caller is known: a stranger's bad body is answered 401, not 422.
     body: Annotated[uc.VitalsBatch, Depends(json_body(uc.VitalsBatch))],
 ) -> Response:
-    result = uc.ingest_vitals(db, principal.actor, session_id, body)
-    # A device sends every few seconds: the answer is encoded once, here, instead of being
-    # validated again against its own model in one more trip through the thread pool.
-    return Response(result.model_dump_json(), media_type="application/json")
+    # A device sends every few seconds.
+    return encoded(uc.ingest_vitals(db, principal.actor, session_id, body))
 
 
 @router.get("/patients/{patient_id}/sessions", response_model=list[uc.SessionOut])
