@@ -34,7 +34,7 @@ BATCHES = 200
 # API and raw take turns, ROUND batches each.
 ROUND = 10
 # A monitor gateway sends small batches every few seconds, or larger ones after a gap.
-BATCH_SIZES = (50, 250)
+BATCH_SIZES = (50, 100, 250)
 JSON = {"content-type": "application/json"}
 
 
