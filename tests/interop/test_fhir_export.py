@@ -380,8 +380,11 @@ def test_the_number_of_queries_does_not_grow_with_the_record(
     ).first()
     assert empty is not None
     with counting(engine) as little:
-        uc.export_patient(db, demo.actor, empty.id)
-    assert len(big["entry"]) > 300
+        record = uc.export_patient(db, demo.actor, empty.id)
+    # The demo's record grows with the days its course has run; it is always many times the
+    # record of a patient at intake.
+    assert len(big["entry"]) > 10 * len(record["entry"])
+    assert len(big["entry"]) > 100
     assert len(full) == len(little) <= 20
     assert len(small) < len(full)
     # A whole clinic in chunks: the same queries per chunk, whatever the number of patients.
