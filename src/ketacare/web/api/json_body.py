@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -41,7 +42,11 @@ def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
                     }
                 ]
             )
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            # As FastAPI answers a body it could not read (the caller is gone anyway).
+            raise HTTPException(400, "The body could not be read: send it again.") from None
         try:
             return model.model_validate_json(body)
         except ValidationError as exc:
