@@ -19,6 +19,7 @@ from ketacare.app.audit import audited
 from ketacare.app.clinic_settings import effective_settings, settings_from
 from ketacare.app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ketacare.app.interactions import screen_current
+from ketacare.app.paging import after_time_cursor, encode_time_cursor
 from ketacare.app.patients import _scoped_patient
 from ketacare.app.permissions import Actor, Permission, require
 from ketacare.clinical.eligibility import age_on
@@ -673,44 +674,78 @@ class WorklistItem(BaseModel):
     open_alerts: int
 
 
-def worklist(db: Session, actor: Actor, day: date) -> list[WorklistItem]:
+class WorklistPage(BaseModel):
+    items: list[WorklistItem]
+    next_cursor: str | None
+    later_alerts: int = Field(
+        description="Alerts to acknowledge on the sessions of the pages after this one"
+    )
+
+
+WORKLIST_PAGE = 50
+
+
+def worklist(
+    db: Session, actor: Actor, day: date, *, cursor: str | None = None, limit: int = WORKLIST_PAGE
+) -> WorklistPage:
     """The clinic's dosing sessions of ``day`` (its local date) and every session still
-    running or waiting for sign-off, whatever its date. Three queries, whatever the count."""
+    running or waiting for sign-off, whatever its date, keyset-paged in time order. Alerts
+    are counted over the whole list, so an alert on a later page is never out of sight.
+    Three queries, whatever the count."""
     with audited(db, actor, "session.worklist") as note:
         require(actor, Permission.PATIENT_READ)
+        limit = max(1, min(limit, 200))
         zone = ZoneInfo(effective_settings(db, actor.clinic_id).timezone)
         start = datetime.combine(day, datetime.min.time(), tzinfo=zone)
         end = start + timedelta(days=1)
-        rows = db.execute(
+        listed = (TreatmentSession.clinic_id == actor.clinic_id) & (
+            ((TreatmentSession.scheduled_at >= start) & (TreatmentSession.scheduled_at < end))
+            | (TreatmentSession.status.in_(RECORDING) & TreatmentSession.signed_at.is_(None))
+        )
+        stmt = (
             select(TreatmentSession, Patient)
             .join(Patient, Patient.id == TreatmentSession.patient_id)
-            .where(
-                TreatmentSession.clinic_id == actor.clinic_id,
-                ((TreatmentSession.scheduled_at >= start) & (TreatmentSession.scheduled_at < end))
-                | (TreatmentSession.status.in_(RECORDING) & TreatmentSession.signed_at.is_(None)),
+            .where(listed)
+        )
+        if cursor:
+            stmt = stmt.where(
+                after_time_cursor(cursor, TreatmentSession.scheduled_at, TreatmentSession.id)
             )
-            .order_by(TreatmentSession.scheduled_at, TreatmentSession.id)
+        rows = db.execute(
+            stmt.order_by(TreatmentSession.scheduled_at, TreatmentSession.id).limit(limit + 1)
         ).all()
-        ids = [s.id for s, _ in rows]
-        acked = acknowledged_alerts(db, ids)
+        page, more = rows[:limit], len(rows) > limit
+        # Alerts are few beside sessions: every listed session's, from here to the end.
+        alerts = db.execute(
+            select(SessionAlert.session_id, SessionAlert.id, TreatmentSession.scheduled_at)
+            .join(TreatmentSession, TreatmentSession.id == SessionAlert.session_id)
+            .where(listed, SessionAlert.clinic_id == actor.clinic_id)
+        ).all()
+        acked = acknowledged_alerts(db, sorted({a.session_id for a in alerts}))
+        on_page = {s.id for s, _ in page}
         counts: dict[int, int] = {}
-        if ids:
-            for session_id, alert_id in db.execute(
-                select(SessionAlert.session_id, SessionAlert.id).where(
-                    SessionAlert.session_id.in_(ids)
+        later = 0
+        last = (page[-1][0].scheduled_at, page[-1][0].id) if more else None
+        for a in alerts:
+            if a.id in acked:
+                continue
+            if a.session_id in on_page:
+                counts[a.session_id] = counts.get(a.session_id, 0) + 1
+            elif last is not None and (a.scheduled_at, a.session_id) > last:
+                later += 1
+        note.detail = {"day": day.isoformat(), "sessions": len(page)}
+        return WorklistPage(
+            items=[
+                WorklistItem(
+                    session=SessionOut.model_validate(s),
+                    patient=PatientBrief.model_validate(p),
+                    open_alerts=counts.get(s.id, 0),
                 )
-            ):
-                if alert_id not in acked:
-                    counts[session_id] = counts.get(session_id, 0) + 1
-        note.detail = {"day": day.isoformat(), "sessions": len(rows)}
-        return [
-            WorklistItem(
-                session=SessionOut.model_validate(s),
-                patient=PatientBrief.model_validate(p),
-                open_alerts=counts.get(s.id, 0),
-            )
-            for s, p in rows
-        ]
+                for s, p in page
+            ],
+            next_cursor=encode_time_cursor(*last) if last else None,
+            later_alerts=later,
+        )
 
 
 def acknowledged_alerts(db: Session, session_ids: list[int]) -> set[int]:

@@ -9,8 +9,6 @@ it amends (``amends_id``), and the chain's last row is the note in force.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -18,13 +16,14 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
 from ketacare.app.audit import audited
 from ketacare.app.clinic_settings import effective_settings
 from ketacare.app.errors import Conflict, InvalidInput, NotFound
+from ketacare.app.paging import after_time_cursor, encode_time_cursor
 from ketacare.app.patients import _scoped_patient
 from ketacare.app.permissions import Actor, Permission, require
 from ketacare.knowledge import knowledge_version
@@ -876,24 +875,6 @@ def _names(db: Session, clinic_id: int, ids: set[int | None]) -> dict[int, str]:
     return {r.id: r.display_name for r in rows}
 
 
-def _encode_cursor(at: datetime, row_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{row_id}|{at.isoformat()}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
-        row_id, at = raw.split("|", 1)
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError(at)
-        return parsed, int(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(
-            "cursor", "The page cursor is not valid; start from the first page."
-        ) from None
-
-
 def worklist(
     db: Session,
     actor: Actor,
@@ -945,12 +926,8 @@ def worklist(
             )
         )
         if cursor:
-            at, last_id = _decode_cursor(cursor)
             stmt = stmt.where(
-                or_(
-                    TherapySession.scheduled_at > at,
-                    and_(TherapySession.scheduled_at == at, TherapySession.id > last_id),
-                )
+                after_time_cursor(cursor, TherapySession.scheduled_at, TherapySession.id)
             )
         rows = db.execute(
             stmt.order_by(TherapySession.scheduled_at, TherapySession.id).limit(limit + 1)
@@ -983,7 +960,7 @@ def worklist(
         note.detail = {"count": len(items)}
         return WorklistPage(
             items=items,
-            next_cursor=_encode_cursor(last.scheduled_at, last.id) if last else None,
+            next_cursor=encode_time_cursor(last.scheduled_at, last.id) if last else None,
             until=until,
             today_starts=today_starts,
         )

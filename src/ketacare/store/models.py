@@ -415,6 +415,8 @@ class TreatmentSession(Base):
     __table_args__ = (
         Index("ix_treatment_sessions_patient_at", "patient_id", "scheduled_at"),
         Index("ix_treatment_sessions_clinic_status_at", "clinic_id", "status", "scheduled_at"),
+        # The day's worklist: a range of one clinic's days, in time order, keyset-paged.
+        Index("ix_treatment_sessions_clinic_at_id", "clinic_id", "scheduled_at", "id"),
         Index("ix_treatment_sessions_course", "course_id", "plan_key"),
         # Dashboard: sessions dosed in a period; each patient's first dose and its protocol.
         # With the id, counting a period's alerts and adverse events reads only the index.

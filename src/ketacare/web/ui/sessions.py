@@ -144,16 +144,20 @@ def worklist(
     db: DbSession,
     principal: CurrentPrincipal,
     day: date | None = None,
+    cursor: str | None = None,
 ) -> Response:
-    """Today's dosing sessions (or another day's), and every session still open."""
+    """Today's dosing sessions (or another day's), and every session still open, a page at
+    a time."""
     today = utcnow().astimezone(principal.tz).date()
     chosen = day or today
-    items = uc.worklist(db, principal.actor, chosen)
+    page = uc.worklist(db, principal.actor, chosen, cursor=cursor)
     return render(
         request,
         "sessions/worklist.html",
         principal,
-        items=items,
+        items=page.items,
+        page=page,
+        cursor=cursor,
         day=chosen,
         today=today,
         previous=chosen - timedelta(days=1),
