@@ -111,11 +111,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # Served over HTTPS (secure cookies): browsers are told to use nothing else for a year.
     app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)
     errors.install(app)
-    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
-    app.include_router(api_router)
-    app.include_router(ui_router)
-    # Patients answer questionnaires without an account: the link itself is the credential.
-    app.include_router(selfreport.router)
+
+    # Routes are matched in the order added: the health check a load balancer polls comes
+    # first, not after every API and UI route.
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -127,8 +128,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             swagger_favicon_url="/static/favicon.svg",
         )
 
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    app.include_router(api_router)
+    app.include_router(ui_router)
+    # Patients answer questionnaires without an account: the link itself is the credential.
+    app.include_router(selfreport.router)
 
     return app
