@@ -15,22 +15,37 @@ from sqlalchemy.orm import InstrumentedAttribute
 from ketacare.app.errors import InvalidInput
 
 
+def encode_cursor(key: str, row_id: int) -> str:
+    """The last row of a page: its sort key and its id (the tie-breaker)."""
+    return base64.urlsafe_b64encode(f"{row_id}|{key}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
+        row_id, key = raw.split("|", 1)  # the id first: a key may hold the separator
+        return key, int(row_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _not_a_cursor() from None
+
+
+def _not_a_cursor() -> InvalidInput:
+    return InvalidInput("cursor", "The page cursor is not valid; start from the first page.")
+
+
 def encode_time_cursor(at: datetime, row_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{row_id}|{at.isoformat()}".encode()).decode()
+    return encode_cursor(at.isoformat(), row_id)
 
 
 def decode_time_cursor(cursor: str) -> tuple[datetime, int]:
+    at, row_id = decode_cursor(cursor)
     try:
-        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
-        row_id, at = raw.split("|", 1)
         parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError(at)
-        return parsed, int(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(
-            "cursor", "The page cursor is not valid; start from the first page."
-        ) from None
+    except ValueError:
+        raise _not_a_cursor() from None
+    if parsed.tzinfo is None:
+        raise _not_a_cursor()
+    return parsed, row_id
 
 
 def after_time_cursor(

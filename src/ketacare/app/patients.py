@@ -27,6 +27,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ketacare.app.audit import audited
 from ketacare.app.errors import Conflict, InvalidInput, NotFound
+from ketacare.app.paging import decode_cursor, encode_cursor
 from ketacare.app.permissions import Actor, Permission, require
 from ketacare.app.text import fold, like_prefix
 from ketacare.store.models import BodyMeasurement, MedicationEntry, Patient
@@ -273,21 +274,6 @@ def _set_names(patient: Patient, family: str, given: str) -> None:
     patient.name_key = f"{patient.family_key} {patient.given_key}"
 
 
-def _encode_cursor(name_key: str, row_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{row_id}:{name_key}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[str, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
-        row_id, name_key = raw.split(":", 1)
-        return name_key, int(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(
-            "cursor", "The page cursor is not valid; start from the first page."
-        ) from None
-
-
 # --- use-cases -----------------------------------------------------------------------------
 
 
@@ -429,7 +415,7 @@ def list_patients(
                 or_(Patient.mrn.like(like_prefix(q.upper()), escape="\\"), and_(*words))
             )
         if cursor:
-            name_key, last_id = _decode_cursor(cursor)
+            name_key, last_id = decode_cursor(cursor)
             stmt = stmt.where(
                 or_(
                     Patient.name_key > name_key,
@@ -438,7 +424,7 @@ def list_patients(
             )
         rows = db.scalars(stmt.order_by(Patient.name_key, Patient.id).limit(limit + 1)).all()
         page = rows[:limit]
-        next_cursor = _encode_cursor(page[-1].name_key, page[-1].id) if len(rows) > limit else None
+        next_cursor = encode_cursor(page[-1].name_key, page[-1].id) if len(rows) > limit else None
         return PatientPage(
             items=[PatientSummary.model_validate(p) for p in page], next_cursor=next_cursor
         )
