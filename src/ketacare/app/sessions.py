@@ -668,10 +668,39 @@ def list_patient_sessions(db: Session, actor: Actor, patient_id: int) -> list[Se
         return [SessionOut.model_validate(r) for r in rows]
 
 
+class WorklistSession(BaseModel):
+    """What a worklist row shows of a session: when, which protocol, how far it has got."""
+
+    id: int
+    patient_id: int
+    protocol_id: str
+    number: int | None
+    scheduled_at: datetime
+    status: str
+    dose_started_at: datetime | None
+    dose_ended_at: datetime | None
+    signed_at: datetime | None
+
+
+class WorklistPatient(BaseModel):
+    id: int
+    mrn: str
+    family_name: str
+    given_name: str
+
+
 class WorklistItem(BaseModel):
-    session: SessionOut
-    patient: PatientBrief
+    session: WorklistSession
+    patient: WorklistPatient
     open_alerts: int
+
+
+# Only the columns a row shows: a full session carries its baseline, gate, pre-checks and
+# discharge as JSON, which a page of 50 rows would load and validate for nothing.
+_WORKLIST_SESSION = tuple(getattr(TreatmentSession, name) for name in WorklistSession.model_fields)
+_WORKLIST_PATIENT = tuple(
+    getattr(Patient, name).label(f"patient_{name}") for name in WorklistPatient.model_fields
+)
 
 
 class WorklistPage(BaseModel):
@@ -703,7 +732,7 @@ def worklist(
             | (TreatmentSession.status.in_(RECORDING) & TreatmentSession.signed_at.is_(None))
         )
         stmt = (
-            select(TreatmentSession, Patient)
+            select(*_WORKLIST_SESSION, *_WORKLIST_PATIENT)
             .join(Patient, Patient.id == TreatmentSession.patient_id)
             .where(listed)
         )
@@ -722,10 +751,10 @@ def worklist(
             .where(listed, SessionAlert.clinic_id == actor.clinic_id)
         ).all()
         acked = acknowledged_alerts(db, sorted({a.session_id for a in alerts}))
-        on_page = {s.id for s, _ in page}
+        on_page = {r.id for r in page}
         counts: dict[int, int] = {}
         later = 0
-        last = (page[-1][0].scheduled_at, page[-1][0].id) if more else None
+        last = (page[-1].scheduled_at, page[-1].id) if more else None
         for a in alerts:
             if a.id in acked:
                 continue
@@ -737,11 +766,18 @@ def worklist(
         return WorklistPage(
             items=[
                 WorklistItem(
-                    session=SessionOut.model_validate(s),
-                    patient=PatientBrief.model_validate(p),
-                    open_alerts=counts.get(s.id, 0),
+                    session=WorklistSession(
+                        **{name: r._mapping[name] for name in WorklistSession.model_fields}
+                    ),
+                    patient=WorklistPatient(
+                        **{
+                            name: r._mapping[f"patient_{name}"]
+                            for name in WorklistPatient.model_fields
+                        }
+                    ),
+                    open_alerts=counts.get(r.id, 0),
                 )
-                for s, p in page
+                for r in page
             ],
             next_cursor=encode_time_cursor(*last) if last else None,
             later_alerts=later,
