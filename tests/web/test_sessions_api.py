@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from ketacare.app.permissions import Role
-from tests.conftest import ClinicWorld, bearer
+from tests.conftest import ClinicWorld, bearer, ui_login
 
 
 def test_a_device_batch_with_one_impossible_value_stores_the_rest(
@@ -143,3 +143,40 @@ def test_a_stranger_with_a_bad_batch_is_answered_401_not_422(
     path = _vitals_path(client, headers, world_a)
     response = client.post(path, content=b"not json", headers={"content-type": "application/json"})
     assert response.status_code == 401
+
+
+def test_a_browser_signed_in_sends_vitals_only_with_its_csrf_header(
+    client: TestClient, db: Session, world_a: ClinicWorld
+) -> None:
+    # The vitals route makes its own checks of the caller (one trip through the thread pool):
+    # the same as every other API route's.
+    path = _vitals_path(client, bearer(db, world_a.users[Role.NURSE]), world_a)
+    csrf = ui_login(client, world_a.users[Role.NURSE].username)
+    batch = {"samples": [{"measured_at": "2026-01-05T14:10:00Z", "heart_rate": 80}]}
+    refused = client.post(path, json=batch)
+    assert refused.status_code == 403, refused.text
+    # Past the CSRF check: the session is only scheduled, so nothing is recorded yet.
+    sent = client.post(path, json=batch, headers={"X-CSRF-Token": csrf})
+    assert sent.status_code == 422, sent.text
+    assert "The session is scheduled" in sent.text
+
+
+def test_a_session_id_too_large_for_the_database_is_refused_naming_it(
+    client: TestClient, db: Session, world_a: ClinicWorld
+) -> None:
+    headers = bearer(db, world_a.users[Role.NURSE])
+    batch = {"samples": [{"measured_at": "2026-01-05T14:10:00Z", "heart_rate": 80}]}
+    response = client.post(f"/api/v1/sessions/{2**31}/vitals", json=batch, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["path", "session_id"]
+    # And a stranger is answered 401 before the id is looked at.
+    assert client.post(f"/api/v1/sessions/{2**31}/vitals", json=batch).status_code == 401
+
+
+def test_another_clinics_session_takes_no_vitals(
+    client: TestClient, db: Session, world_a: ClinicWorld, world_b: ClinicWorld
+) -> None:
+    path = _vitals_path(client, bearer(db, world_a.users[Role.NURSE]), world_a)
+    batch = {"samples": [{"measured_at": "2026-01-05T14:10:00Z", "heart_rate": 80}]}
+    response = client.post(path, json=batch, headers=bearer(db, world_b.users[Role.NURSE]))
+    assert response.status_code == 404, response.text

@@ -110,7 +110,9 @@ def _resolve(request: Request, db: Connection, state: WebState) -> Principal | N
     )
 
 
-def optional_principal(request: Request, state: State) -> Principal | None:
+def caller(request: Request, state: WebState) -> Principal | None:
+    """Who is calling, or None; looked up once a request. Blocking: call from a worker
+    thread."""
     if not hasattr(request.state, "principal"):
         # Looked up on a connection of its own, in autocommit, given back before this trip
         # through the thread pool ends. A connection held from this trip to the endpoint's
@@ -119,6 +121,10 @@ def optional_principal(request: Request, state: State) -> Principal | None:
         with state.autocommit.connect() as conn:
             request.state.principal = _resolve(request, conn, state)
     return request.state.principal
+
+
+def optional_principal(request: Request, state: State) -> Principal | None:
+    return caller(request, state)
 
 
 async def current_principal(
@@ -136,9 +142,7 @@ def _same(a: str | None, b: str | None) -> bool:
     return bool(a) and bool(b) and hmac.compare_digest(a or "", b or "")
 
 
-async def api_csrf(
-    request: Request, principal: Annotated[Principal | None, Depends(optional_principal)]
-) -> None:
+def check_api_csrf(request: Request, principal: Principal | None) -> None:
     """Cookie-authenticated API writes need the CSRF header; token-authenticated ones do not
     (a browser never attaches a bearer token on its own)."""
     if (
@@ -148,6 +152,12 @@ async def api_csrf(
         and not _same(request.headers.get(CSRF_HEADER), principal.csrf_token)
     ):
         raise CsrfFailed
+
+
+async def api_csrf(
+    request: Request, principal: Annotated[Principal | None, Depends(optional_principal)]
+) -> None:
+    check_api_csrf(request, principal)
 
 
 async def ui_csrf(

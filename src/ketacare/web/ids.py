@@ -33,8 +33,12 @@ async def ids_in_range(
 ) -> None:
     """Refuse (422, naming the parameter) a ``*_id`` path or query value too large to be an id.
     Unauthenticated calls pass through so they are answered 401 first."""
-    if principal is None:
-        return
+    if principal is not None:
+        check_ids(request)
+
+
+def check_ids(request: Request) -> None:
+    """Refuse (422, naming the parameter) a ``*_id`` path or query value too large to be an id."""
     for where, params in (("path", request.path_params), ("query", request.query_params)):
         for name, value in params.items():
             if name.endswith("_id") and isinstance(value, str) and too_large(value):

@@ -16,6 +16,7 @@ from ketacare import __version__
 from ketacare.config import Settings, get_settings
 from ketacare.store.db import make_engine, make_session_factory
 from ketacare.web import errors
+from ketacare.web.api import device_router
 from ketacare.web.api import router as api_router
 from ketacare.web.security import SecurityHeaders
 from ketacare.web.state import WEB_DIR, WebState
@@ -112,11 +113,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)
     errors.install(app)
 
-    # Routes are matched in the order added: the health check a load balancer polls comes
-    # first, not after every API and UI route.
+    # Routes are matched in the order added: the health check a load balancer polls and the
+    # route devices send vitals to come first, not after every API and UI route.
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
+        # async: nothing to wait for, so no trip through the thread pool.
         return {"status": "ok", "version": __version__}
+
+    app.include_router(device_router)
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

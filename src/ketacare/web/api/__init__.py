@@ -24,6 +24,8 @@ from ketacare.web.auth import api_csrf
 from ketacare.web.ids import ids_in_range
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(api_csrf)], responses=ERRORS)
+# Served apart, with its checks made in the route itself (see sessions.device_router).
+device_router = sessions.device_router
 # Ids too large for the database are invalid input. The FHIR read routes parse their own ids
 # and answer with OperationOutcomes.
 IDS = [Depends(ids_in_range)]

@@ -8,7 +8,6 @@ samples: 0.09 ms against 0.48 ms, measured). Errors keep FastAPI's form (``loc``
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
@@ -26,36 +25,37 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
-    """A dependency reading the request body as ``model``."""
+async def body_bytes(request: Request) -> bytes:
+    """The request body as sent."""
+    try:
+        return await request.body()
+    except ClientDisconnect:
+        # As FastAPI answers a body it could not read (the caller is gone anyway).
+        raise HTTPException(400, "The body could not be read: send it again.") from None
 
-    async def read(request: Request) -> M:
-        content_type = request.headers.get("content-type")
-        if content_type is not None and not _is_json(content_type):
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "content_type",
-                        "loc": ("body",),
-                        "msg": f"Send the body as JSON (Content-Type: application/json), not "
-                        f"{content_type}.",
-                    }
-                ]
-            )
-        try:
-            body = await request.body()
-        except ClientDisconnect:
-            # As FastAPI answers a body it could not read (the caller is gone anyway).
-            raise HTTPException(400, "The body could not be read: send it again.") from None
-        try:
-            return model.model_validate_json(body)
-        except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_context=False)
-            raise RequestValidationError(
-                [{**error, "loc": ("body", *error["loc"])} for error in errors]
-            ) from None
 
-    return read
+def parse_json_body(model: type[M], request: Request, body: bytes) -> M:
+    """``body`` as ``model``, or 422 in FastAPI's form (each error's ``loc`` starting with
+    "body"). A body sent as something other than JSON is refused by its content type."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not _is_json(content_type):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "content_type",
+                    "loc": ("body",),
+                    "msg": f"Send the body as JSON (Content-Type: application/json), not "
+                    f"{content_type}.",
+                }
+            ]
+        )
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in errors]
+        ) from None
 
 
 def json_body_openapi(model: type[BaseModel]) -> dict[str, Any]:
