@@ -46,7 +46,7 @@ def _database(tmp: Path) -> str:
     return url
 
 
-def _setup(url: str) -> tuple[str, int, int]:
+def _setup(url: str) -> tuple[str, int, int, int]:
     engine = make_engine(url)
     migrate.upgrade(engine)
     with make_session_factory(engine)() as db:
@@ -85,29 +85,37 @@ def _setup(url: str) -> tuple[str, int, int]:
         db.add(session)
         db.commit()
         token = create_api_token(db, actor_for(user), "bench").token
-        ids = (session.id, clinic.id)
+        ids = (session.id, clinic.id, user.id)
     engine.dispose()
     return token, *ids
+
+
+def _readings(i: int) -> dict[str, float]:
+    """The readings of a batch's i-th sample: the same on both sides."""
+    return {
+        "systolic": 120 + i % 30,
+        "diastolic": 75 + i % 10,
+        "heart_rate": 70 + i % 20,
+        "spo2": 97,
+        "respiratory_rate": 14,
+    }
 
 
 def _samples(batch: int, size: int, start: datetime) -> list[dict[str, object]]:
     return [
         {
             "measured_at": (start + timedelta(seconds=batch * size + i)).isoformat(),
-            "systolic": 120 + i % 30,
-            "diastolic": 75 + i % 10,
-            "heart_rate": 70 + i % 20,
-            "spo2": 97,
-            "respiratory_rate": 14,
+            **_readings(i),
             "sample_key": f"s{size}-b{batch}-{i}",
         }
         for i in range(size)
     ]
 
 
-def _raw_rows(
-    clinic_id: int, session_id: int, size: int, tag: str
-) -> list[list[dict[str, object]]]:
+def _raw_rows(ids: tuple[int, int, int], size: int, tag: str) -> list[list[dict[str, object]]]:
+    """The rows the API stores for the same batches, whole: readings, source, who recorded
+    them (its foreign key is checked on every row, as the API's are) and sample key."""
+    session_id, clinic_id, user_id = ids
     start = datetime.now(UTC) - timedelta(days=2)
     return [
         [
@@ -116,12 +124,9 @@ def _raw_rows(
                 "session_id": session_id,
                 "measured_at": start + timedelta(seconds=b * size + i),
                 "received_at": datetime.now(UTC),
-                "systolic": 120.0,
-                "diastolic": 80.0,
-                "heart_rate": 70.0,
-                "spo2": 97.0,
-                "respiratory_rate": 14.0,
+                **{name: float(value) for name, value in _readings(i).items()},
                 "source": "device",
+                "recorded_by": user_id,
                 "sample_key": f"raw{tag}-{b}-{i}",
             }
             for i in range(size)
@@ -190,13 +195,13 @@ class _Device:
 
 
 def rates(
-    url: str, token: str, session_id: int, clinic_id: int, tmp: Path
+    url: str, token: str, ids: tuple[int, int, int], tmp: Path
 ) -> dict[int, tuple[float, float]]:
     """Samples per second through the API and straight into the database. The two alternate
     in rounds, so a busy moment of a shared machine falls on both sides alike."""
     server, port = _start_server(url, tmp)
     engine = make_engine(url)
-    path = f"/api/v1/sessions/{session_id}/vitals"
+    path = f"/api/v1/sessions/{ids[0]}/vitals"
     results: dict[int, tuple[float, float]] = {}
     device = _Device(port, token)
     try:
@@ -209,7 +214,7 @@ def rates(
                 json.dumps({"samples": _samples(b, size, start)}).encode()
                 for b in range(BATCHES + 1)
             ]
-            raw_batches = _raw_rows(clinic_id, session_id, size, str(size))
+            raw_batches = _raw_rows(ids, size, str(size))
             # Steady state: the first request loads the knowledge files, and the server
             # warms its drug index in the background for a second or two after start-up.
             device.post(path, payloads.pop())
@@ -239,13 +244,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         url = _database(tmp)
-        token, session_id, clinic_id = _setup(url)
-        measured = rates(url, token, session_id, clinic_id, tmp)
+        token, session_id, clinic_id, user_id = _setup(url)
+        measured = rates(url, token, (session_id, clinic_id, user_id), tmp)
     backend = "postgresql" if url.startswith("postgresql") else "sqlite"
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cpus, {backend}")
     print("API: validation, alerts, audit, one transaction per batch; raw: the same rows")
-    print("inserted straight into the same database, one transaction per batch; the two")
-    print(f"alternate every {ROUND} batches.")
+    print("(readings, source, recorder, key) inserted straight into the same database, one")
+    print(f"transaction per batch; the two alternate every {ROUND} batches.")
     print(f"{'samples/batch':>14} {'API samples/s':>14} {'raw samples/s':>14} {'API/raw':>8}")
     for size, (api, raw) in measured.items():
         print(f"{size:>14} {api:>14.0f} {raw:>14.0f} {api / raw:>8.0%}")
