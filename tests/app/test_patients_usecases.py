@@ -209,6 +209,34 @@ def test_the_chart_shows_the_latest_weight_and_height_separately(
     assert [m.weight_kg for m in chart.measurements] == [77.5, 80, 90]
 
 
+def test_a_height_older_than_the_recent_measurements_is_still_the_latest_height(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    # The chart lists the 20 newest measurements; the latest height is found beyond them.
+    nurse = world_a.actor(Role.NURSE)
+    pid = world_a.patients[0].id
+    now = datetime.now(UTC)
+    uc.add_measurement(
+        db,
+        nurse,
+        pid,
+        uc.MeasurementCreate(measured_at=now - timedelta(days=400), weight_kg=85, height_cm=172),
+    )
+    for day in range(uc.RECENT_MEASUREMENTS + 1):
+        weight = 80 - day / 10
+        uc.add_measurement(
+            db,
+            nurse,
+            pid,
+            uc.MeasurementCreate(measured_at=now - timedelta(days=day), weight_kg=weight),
+        )
+    chart = uc.get_chart(db, nurse, pid)
+    assert len(chart.measurements) == uc.RECENT_MEASUREMENTS
+    assert all(m.height_cm is None for m in chart.measurements)
+    assert chart.latest_height is not None and chart.latest_height.height_cm == 172
+    assert chart.latest_weight is not None and chart.latest_weight.weight_kg == 80
+
+
 def test_a_chart_without_measurements_shows_weight_as_unknown(
     db: Session, world_a: ClinicWorld
 ) -> None:

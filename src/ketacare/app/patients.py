@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -347,8 +348,8 @@ def chart_of(db: Session, patient: Patient) -> PatientChart:
     """The chart of a patient already in scope (query helper; callers audit)."""
     of_patient = {"patient_id": patient.id}
     measurements = db.scalars(_RECENT_MEASUREMENTS, of_patient).all()
-    latest_weight = _latest(db, patient.id, "weight")
-    latest_height = _latest(db, patient.id, "height")
+    latest_weight = _latest(db, patient.id, "weight", measurements)
+    latest_height = _latest(db, patient.id, "height", measurements)
     meds = db.scalars(_MEDICATIONS, of_patient).all()
     return PatientChart(
         patient=PatientOut.model_validate(patient),
@@ -372,11 +373,12 @@ _LATEST = {
     "weight": _latest_of(BodyMeasurement.weight_kg),
     "height": _latest_of(BodyMeasurement.height_cm),
 }
+RECENT_MEASUREMENTS = 20
 _RECENT_MEASUREMENTS = (
     select(BodyMeasurement)
     .where(BodyMeasurement.patient_id == bindparam("patient_id"))
     .order_by(BodyMeasurement.measured_at.desc(), BodyMeasurement.id.desc())
-    .limit(20)
+    .limit(RECENT_MEASUREMENTS)
 )
 _MEDICATIONS = (
     select(MedicationEntry)
@@ -386,9 +388,17 @@ _MEDICATIONS = (
 
 
 def _latest(
-    db: Session, patient_id: int, kind: Literal["weight", "height"]
+    db: Session,
+    patient_id: int,
+    kind: Literal["weight", "height"],
+    recent: Sequence[BodyMeasurement],
 ) -> MeasurementOut | None:
-    row = db.scalar(_LATEST[kind], {"patient_id": patient_id})
+    """The latest measurement with this value: among the recent ones (newest first) when one
+    has it, else looked up (older than all of them, or there is none)."""
+    column = "weight_kg" if kind == "weight" else "height_cm"
+    row = next((m for m in recent if getattr(m, column) is not None), None)
+    if row is None and len(recent) == RECENT_MEASUREMENTS:
+        row = db.scalar(_LATEST[kind], {"patient_id": patient_id})
     return MeasurementOut.model_validate(row) if row else None
 
 
