@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -170,6 +171,13 @@ def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings, engine)
     with TestClient(app, base_url="http://testserver", follow_redirects=False) as c:
         yield c
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on, for a server process a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def bearer(db: Session, user: User) -> dict[str, str]:

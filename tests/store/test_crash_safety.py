@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -40,7 +39,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
-from tests.conftest import bearer, make_clinic, pg_url
+from tests.conftest import bearer, free_port, make_clinic, pg_url
 
 from ketacare.app.permissions import Role
 from ketacare.clinical.monitoring import MonitoringSettings, alerts_for_samples
@@ -113,12 +112,6 @@ def _world(url: str, password_hash: str) -> World:
     return world
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # A parent that imports the application once, then forks one server per start: in the child,
 # exactly what `python -m ketacare serve --port P --no-migrate` runs. Each start then costs a
 # fraction of a second instead of seconds of imports, and each server is still a process of its
@@ -186,7 +179,7 @@ class Server:
 
     def start(self) -> None:
         assert self.launcher.stdin and self.launcher.stdout
-        port = _free_port()
+        port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.launcher.stdin.write(f"{port} {self.log_path}\n")
         self.launcher.stdin.flush()

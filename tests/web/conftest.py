@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,19 +12,14 @@ from sqlalchemy import Engine
 
 from ketacare.config import Settings
 from ketacare.web.main import create_app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import free_port
 
 
 @pytest.fixture
 def live_server(engine: Engine, settings: Settings) -> Iterator[str]:
     """uvicorn serving the test database on a free port, in a thread; requests run in its
     thread pool, so several clients really run at once."""
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"
     )

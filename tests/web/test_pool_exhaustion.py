@@ -5,7 +5,6 @@ connection, and requests would fail when the pool's wait runs out."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections import Counter
@@ -20,16 +19,10 @@ from ketacare.app.permissions import Role
 from ketacare.config import Settings
 from ketacare.store.db import make_engine
 from ketacare.web.main import create_app
-from tests.conftest import ClinicWorld, bearer
+from tests.conftest import ClinicWorld, bearer, free_port
 
 # anyio's thread pool has 40 threads: more requests than that at once fill it.
 CLIENTS = 90
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_requests_beyond_the_threads_and_connections_all_succeed(
@@ -43,7 +36,7 @@ def test_requests_beyond_the_threads_and_connections_all_succeed(
         max_overflow=0,
         pool_timeout=20,
     )
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, small), host="127.0.0.1", port=port, log_level="warning"

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from ketacare import __version__
 from ketacare.config import Settings, get_settings
 from ketacare.store.db import make_engine, make_session_factory
-from ketacare.web import errors
+from ketacare.web import access_log, errors
 from ketacare.web.api import device_router
 from ketacare.web.api import router as api_router
 from ketacare.web.security import SecurityHeaders
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         sessions=make_session_factory(engine),
         secret=settings.effective_secret_key(),
     )
+    access_log.install()
     # Served over HTTPS (secure cookies): browsers are told to use nothing else for a year.
     app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)
     errors.install(app)
