@@ -1,7 +1,10 @@
 """Who is calling: a signed session cookie (browsers) or a bearer API token (scripts, devices).
 
 Typed dependencies make scoping impossible to forget: every route that touches patient data
-takes ``CurrentPrincipal`` and hands ``principal.actor`` to a use-case.
+takes ``CurrentPrincipal`` and hands ``principal.actor`` to a use-case. The one exception is the
+route devices post vitals to every few seconds: it calls :func:`caller` and
+:func:`check_api_csrf` itself, in the same trip through the thread pool as its use-case
+(``web/api/sessions.py``), and a test holds every API route to answering a stranger 401.
 """
 
 from __future__ import annotations
