@@ -180,3 +180,15 @@ def test_another_clinics_session_takes_no_vitals(
     batch = {"samples": [{"measured_at": "2026-01-05T14:10:00Z", "heart_rate": 80}]}
     response = client.post(path, json=batch, headers=bearer(db, world_b.users[Role.NURSE]))
     assert response.status_code == 404, response.text
+
+
+def test_a_body_larger_than_any_batch_is_refused_before_it_is_read_whole(
+    client: TestClient, db: Session, world_a: ClinicWorld
+) -> None:
+    path = _vitals_path(client, bearer(db, world_a.users[Role.NURSE]), world_a)
+    sample = '{"measured_at": "2026-01-05T14:10:00Z", "heart_rate": 80},'
+    largest = ('{"samples": [' + sample * 500)[:-1] + "]}"
+    assert len(largest) < 150_000
+    huge = b'{"samples": [' + b" " * 2_000_000 + b"]}"
+    response = client.post(path, content=huge, headers={"content-type": "application/json"})
+    assert response.status_code == 413, response.text
