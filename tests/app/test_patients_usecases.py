@@ -185,25 +185,24 @@ def test_a_garbled_cursor_is_invalid_input(db: Session, world_a: ClinicWorld) ->
     assert err.value.field == "cursor"
 
 
+def _measured(db: Session, world: ClinicWorld, days_ago: float, **values: float) -> None:
+    """A nurse records a measurement of the first patient, ``days_ago`` days back."""
+    when = datetime.now(UTC) - timedelta(days=days_ago)
+    uc.add_measurement(
+        db,
+        world.actor(Role.NURSE),
+        world.patients[0].id,
+        uc.MeasurementCreate(measured_at=when, **values),
+    )
+
+
 def test_the_chart_shows_the_latest_weight_and_height_separately(
     db: Session, world_a: ClinicWorld
 ) -> None:
-    nurse = world_a.actor(Role.NURSE)
-    pid = world_a.patients[0].id
-    now = datetime.now(UTC)
-    uc.add_measurement(
-        db,
-        nurse,
-        pid,
-        uc.MeasurementCreate(measured_at=now - timedelta(days=40), weight_kg=80, height_cm=180),
-    )
-    uc.add_measurement(
-        db, nurse, pid, uc.MeasurementCreate(measured_at=now - timedelta(days=2), weight_kg=77.5)
-    )
-    uc.add_measurement(
-        db, nurse, pid, uc.MeasurementCreate(measured_at=now - timedelta(days=90), weight_kg=90)
-    )
-    chart = uc.get_chart(db, nurse, pid)
+    _measured(db, world_a, 40, weight_kg=80, height_cm=180)
+    _measured(db, world_a, 2, weight_kg=77.5)
+    _measured(db, world_a, 90, weight_kg=90)
+    chart = uc.get_chart(db, world_a.actor(Role.NURSE), world_a.patients[0].id)
     assert chart.latest_weight is not None and chart.latest_weight.weight_kg == 77.5
     assert chart.latest_height is not None and chart.latest_height.height_cm == 180
     assert [m.weight_kg for m in chart.measurements] == [77.5, 80, 90]
@@ -213,24 +212,10 @@ def test_a_height_older_than_the_recent_measurements_is_still_the_latest_height(
     db: Session, world_a: ClinicWorld
 ) -> None:
     # The chart lists the 20 newest measurements; the latest height is found beyond them.
-    nurse = world_a.actor(Role.NURSE)
-    pid = world_a.patients[0].id
-    now = datetime.now(UTC)
-    uc.add_measurement(
-        db,
-        nurse,
-        pid,
-        uc.MeasurementCreate(measured_at=now - timedelta(days=400), weight_kg=85, height_cm=172),
-    )
+    _measured(db, world_a, 400, weight_kg=85, height_cm=172)
     for day in range(uc.RECENT_MEASUREMENTS + 1):
-        weight = 80 - day / 10
-        uc.add_measurement(
-            db,
-            nurse,
-            pid,
-            uc.MeasurementCreate(measured_at=now - timedelta(days=day), weight_kg=weight),
-        )
-    chart = uc.get_chart(db, nurse, pid)
+        _measured(db, world_a, day, weight_kg=80 - day / 10)
+    chart = uc.get_chart(db, world_a.actor(Role.NURSE), world_a.patients[0].id)
     assert len(chart.measurements) == uc.RECENT_MEASUREMENTS
     assert all(m.height_cm is None for m in chart.measurements)
     assert chart.latest_height is not None and chart.latest_height.height_cm == 172
