@@ -369,10 +369,8 @@ def _latest_of(column: Any) -> Select[tuple[BodyMeasurement]]:
     )
 
 
-_LATEST = {
-    "weight": _latest_of(BodyMeasurement.weight_kg),
-    "height": _latest_of(BodyMeasurement.height_cm),
-}
+_VALUE = {"weight": BodyMeasurement.weight_kg, "height": BodyMeasurement.height_cm}
+_LATEST = {kind: _latest_of(column) for kind, column in _VALUE.items()}
 RECENT_MEASUREMENTS = 20
 _RECENT_MEASUREMENTS = (
     select(BodyMeasurement)
@@ -395,7 +393,7 @@ def _latest(
 ) -> MeasurementOut | None:
     """The latest measurement with this value: among the recent ones (newest first) when one
     has it, else looked up (older than all of them, or there is none)."""
-    column = "weight_kg" if kind == "weight" else "height_cm"
+    column = _VALUE[kind].key
     row = next((m for m in recent if getattr(m, column) is not None), None)
     if row is None and len(recent) == RECENT_MEASUREMENTS:
         row = db.scalar(_LATEST[kind], {"patient_id": patient_id})
