@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -34,6 +34,7 @@ from ketacare.knowledge.protocol_defs import (
 
 __all__ = [
     "DEFAULT_PROTOCOL",
+    "REFUSAL_CODES",
     "DoseIssue",
     "DosingInputError",
     "DosingSettings",
@@ -46,6 +47,44 @@ __all__ = [
 ]
 
 DEFAULT_PROTOCOL = "iv-ketamine"
+# Every hard stop an order can carry. The calculator refuses only with one of these codes, and
+# the safety case reads them from here, so a new hard stop is named by a hazard or a test fails.
+RefusalCode = Literal[
+    # input the calculator cannot use
+    "not_a_number",
+    "not_positive",
+    "protocol_not_plannable",
+    "protocol_flat_dose",
+    # weight and height
+    "weight_unknown",
+    "weight_implausible",
+    "weight_date_in_future",
+    "weight_stale",
+    "height_implausible",
+    "height_missing",
+    "sex_missing",
+    # weight-based dose, time and volume
+    "mg_per_kg_missing",
+    "mg_per_kg_below_min",
+    "mg_per_kg_above_max",
+    "escalation_too_large",
+    "dose_above_cap",
+    "minutes_missing",
+    "minutes_below_min",
+    "minutes_above_max",
+    "volume_basis",
+    "bag_not_applicable",
+    "concentration_missing",
+    "concentration_too_high",
+    # flat-dose esketamine
+    "not_for_children",
+    "dose_missing",
+    "not_whole_devices",
+    "above_label_max",
+    "dose_not_in_label",
+    "first_dose",
+]
+REFUSAL_CODES: tuple[RefusalCode, ...] = get_args(RefusalCode)
 WeightPolicy = Literal["actual", "ideal", "adjusted"]
 Sex = Literal["female", "male"]
 Number = int | float | Decimal
@@ -298,7 +337,7 @@ class _Issues:
         self.refusals: list[DoseIssue] = []
         self.steps: list[str] = []
 
-    def refuse(self, code: str, field: str, text: str, sources: tuple[str, ...]) -> None:
+    def refuse(self, code: RefusalCode, field: str, text: str, sources: tuple[str, ...]) -> None:
         self.refusals.append(DoseIssue(code, field, text, sources))
 
     def warn(self, code: str, field: str, text: str, sources: tuple[str, ...]) -> None:
