@@ -16,15 +16,19 @@ from rich.table import Table
 from rich.text import Text
 
 from ketacare.clinical.interactions import ScreenResult, screen
+from ketacare.clinical.safety_rules import rule_inventory
 from ketacare.knowledge.catalog import AGENTS, ROUTES, load_catalog
+from ketacare.knowledge.hazard_defs import load_hazards
 from ketacare.knowledge.protocol_defs import load_monitoring, load_protocols
 from ketacare.knowledge.session_defs import load_session_checks
 from ketacare.reports.rules_doc import render_rules_markdown
+from ketacare.reports.safety_case_doc import render_safety_case_markdown
 from ketacare.reports.session_rules_doc import render_session_rules_markdown
 
 EXIT_BAD_INPUT = 2
 EXIT_STALE = 1
 SESSION_DOCS_NAME = "session-rules.md"
+SAFETY_CASE_NAME = "safety-case.md"
 DEFAULT_DOCS_PATH = Path("docs/clinical-rules.md")
 
 SEVERITY_STYLE = {
@@ -155,11 +159,16 @@ def knowledge_docs(
     ] = False,
 ) -> None:
     """Generate the clinical rules documents from the knowledge files: the interaction rules
-    (OUTPUT) and, beside it, session-rules.md (protocols, monitoring, alerts, discharge)."""
+    (OUTPUT) and, beside it, session-rules.md (protocols, monitoring, alerts, discharge) and
+    safety-case.md (the hazard log with its controls, rules and tests)."""
+    references = load_catalog().references
     documents = {
         output: render_rules_markdown(load_catalog()),
         output.parent / SESSION_DOCS_NAME: render_session_rules_markdown(
-            load_protocols(), load_monitoring(), load_catalog().references, load_session_checks()
+            load_protocols(), load_monitoring(), references, load_session_checks()
+        ),
+        output.parent / SAFETY_CASE_NAME: render_safety_case_markdown(
+            load_hazards(), rule_inventory(), references
         ),
     }
     if check:

@@ -22,6 +22,7 @@ from ketacare.app.reports import load_faq
 from ketacare.knowledge import KNOWLEDGE_DIR, knowledge_files, knowledge_version, load_yaml
 from ketacare.knowledge.catalog import Reference, load_catalog
 from ketacare.knowledge.eligibility_defs import load_contraindications, load_eligibility
+from ketacare.knowledge.hazard_defs import load_hazards
 from ketacare.knowledge.instrument_defs import load_instruments
 from ketacare.knowledge.protocol_defs import load_monitoring, load_protocols_file
 from ketacare.knowledge.session_defs import load_session_checks
@@ -57,6 +58,7 @@ CATEGORY: dict[tuple[str, str | None], str] = {
     ("faq.yaml", None): "Patient information sheet and FAQ",
     ("fhir_codes.yaml", None): "FHIR export codes",
     ("instruments", None): "Instruments",
+    ("hazards.yaml", None): "Safety case (hazard log)",
 }
 CATEGORY_ORDER = tuple(dict.fromkeys(CATEGORY.values()))
 # Keys that name an entry of a list, best first.
@@ -109,6 +111,7 @@ def _validate_knowledge() -> None:
     load_therapy()
     load_contraindications()
     load_eligibility()
+    load_hazards()
     load_faq()
     for module_name, function in _OPTIONAL_LOADERS:
         try:
