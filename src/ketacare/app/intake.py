@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from ketacare.app import assessments as sc
 from ketacare.app.audit import audited
+from ketacare.app.clinic_settings import effective_settings
 from ketacare.app.errors import Conflict, InvalidInput
 from ketacare.app.interactions import CURRENT
 from ketacare.app.patients import Stage, _scoped_patient
@@ -261,7 +262,12 @@ def _evaluate(
 ) -> tuple[Any, dict[str, Any], int | None]:
     intake, doc, intake_id = _compose(db, patient, known)
     findings = screen(intake.medications).to_json_dict()["findings"] if intake.medications else []
-    decision = assess(intake, as_of=utcnow().date(), interaction_findings=findings)
+    # The clinic's settings in force (e.g. a default exclusion relaxed with a reason); the
+    # decision stores them.
+    settings = effective_settings(db, patient.clinic_id).eligibility
+    decision = assess(
+        intake, as_of=utcnow().date(), interaction_findings=findings, settings=settings
+    )
     inputs = {"intake": doc, "interaction_findings": findings}
     return decision, inputs, intake_id
 
