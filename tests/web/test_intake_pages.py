@@ -164,3 +164,12 @@ def test_the_intake_form_offers_every_history_code_by_its_label(
     assert label < page.index('value="recent_myocardial_infarction"') < default
     assert default < page.index('value="current_psychosis"') < review
     assert review < page.index('value="psychosis"')
+
+
+def test_the_chart_shows_the_current_consent_text_to_review(
+    client: TestClient, world_a: ClinicWorld
+) -> None:
+    ui_login(client, "a-nurse")
+    chart = client.get(f"/patients/{world_a.patients[0].id}").text
+    assert "Consent text <code>consent-2026-12</code>" in chart
+    assert "respiratory depression" in chart and "Do not breastfeed during treatment" in chart

@@ -443,6 +443,8 @@ class ProgrammeSummary(BaseModel):
     urgent_flags: list[sc.UrgentFlag]
     consents: list[ConsentOut]
     consent_version: str
+    # The current consent text, to review with the patient before recording consent.
+    consent_points: list[str] = Field(default_factory=list)
 
 
 def programme_summary(db: Session, actor: Actor, patient_id: int) -> ProgrammeSummary:
@@ -466,4 +468,5 @@ def programme_of(db: Session, patient: Patient, known: Known | None = None) -> P
         urgent_flags=sc.open_urgent_flags(db, patient.id),
         consents=[ConsentOut.model_validate(c) for c in consents],
         consent_version=consent_text()["version"],
+        consent_points=[" ".join(str(p).split()) for p in consent_text()["points"]],
     )
