@@ -25,6 +25,7 @@ def test_the_consent_names_the_boxed_warnings_pregnancy_and_breastfeeding() -> N
     assert "respiratory depression" in text and "slow or stop your breathing" in text
     assert "suicidal thoughts and behaviours" in text
     assert "pregnancy" in text and "Do not breastfeed during treatment" in text
+    assert "for 6 weeks after the last dose" in text
     # The earlier items stay.
     for item in ("off-label", "bladder problems", "misused", "stop treatment at any time"):
         assert item in text
