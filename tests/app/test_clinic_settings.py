@@ -132,3 +132,62 @@ def test_the_schema_declares_opening_hours_as_local_times_the_api_sends() -> Non
         assert re.fullmatch(props[name]["pattern"], sent[name])
         assert re.fullmatch(props[name]["pattern"], "07:30")
         assert not re.fullmatch(props[name]["pattern"], "07:30:00Z")
+
+
+# --- default eligibility exclusions relaxed with a reason ---------------------------------------
+
+SCHIZOPHRENIA_REASON = "Medical director 2026-12-01: co-managed with the patient's psychiatrist."
+
+
+def test_a_default_exclusion_is_relaxed_with_its_reason_and_the_trail_keeps_it(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    admin = world_a.actor(Role.ADMIN)
+    relax = {"eligibility_relaxations": {"schizophrenia": SCHIZOPHRENIA_REASON}}
+    # A clinical value: the change note is required.
+    with pytest.raises(InvalidInput) as info:
+        update_clinic_settings(db, admin, ClinicSettingsIn.model_validate(relax), 1)
+    assert info.value.field == "change_note"
+    note = {"change_note": "Clinic protocol v4, section 2 (signed by the medical director)."}
+    saved = update_clinic_settings(db, admin, ClinicSettingsIn.model_validate(relax | note), 1)
+    assert saved.eligibility_relaxations == {"schizophrenia": SCHIZOPHRENIA_REASON}
+    effective = effective_settings(db, world_a.clinic.id).eligibility
+    assert effective.relaxed_exclusions == {"schizophrenia": SCHIZOPHRENIA_REASON}
+    audit = db.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "settings.update", AuditEvent.outcome == "success"
+        )
+    ).one()
+    assert audit.detail is not None
+    assert audit.detail["after"]["eligibility_relaxations"] == relax["eligibility_relaxations"]
+    assert audit.detail["note"] == note["change_note"]
+
+
+@pytest.mark.parametrize(
+    ("relaxations", "field", "text"),
+    [
+        (
+            {"aneurysmal_vascular_disease": SCHIZOPHRENIA_REASON},
+            "eligibility_relaxations.aneurysmal_vascular_disease",
+            "can never be relaxed",
+        ),
+        (
+            {"recent_myocardial_infarction": SCHIZOPHRENIA_REASON},
+            "eligibility_relaxations.recent_myocardial_infarction",
+            "can never be relaxed",
+        ),
+        ({"pregnancy": "ok"}, "eligibility_relaxations.pregnancy", "at least 20 characters"),
+        ({"psychosis": SCHIZOPHRENIA_REASON}, "eligibility_relaxations.psychosis", "caution"),
+    ],
+)
+def test_a_relaxation_that_is_not_allowed_names_the_field(
+    db: Session, world_a: ClinicWorld, relaxations: dict[str, str], field: str, text: str
+) -> None:
+    data = ClinicSettingsIn.model_validate(
+        {"eligibility_relaxations": relaxations, "change_note": "Clinic protocol v4."}
+    )
+    with pytest.raises(InvalidInput) as info:
+        update_clinic_settings(db, world_a.actor(Role.ADMIN), data, 1)
+    assert info.value.field == field
+    assert text in info.value.message
+    assert effective_settings(db, world_a.clinic.id).eligibility.relaxed_exclusions == {}

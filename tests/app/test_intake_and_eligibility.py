@@ -277,3 +277,51 @@ def test_clinician_scales_cannot_be_self_reported(db: Session, world_a: ClinicWo
             sc.SelfReportInvite(instruments=["cadss"]),
         )
     assert err.value.field == "instruments"
+
+
+def test_a_clinic_relaxation_reaches_the_decision_and_is_stored_with_it(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    from ketacare.app.clinic_settings import ClinicSettingsIn, update_clinic_settings
+
+    pid = ready_patient(db, world_a)
+    nurse, prescriber = world_a.actor(Role.NURSE), world_a.actor(Role.PRESCRIBER)
+    with_history = GOOD_INTAKE.model_dump(mode="json")
+    uc.save_intake(
+        db, nurse, pid, uc.IntakeForm.model_validate(with_history | {"history": ["schizophrenia"]})
+    )
+    before = uc.eligibility(db, prescriber, pid)
+    assert before.decision == "ineligible"
+    assert before.settings["relaxed_exclusions"] == {}
+    reason = "Medical director 2026-12-01: co-managed with the patient's psychiatrist."
+    update_clinic_settings(
+        db,
+        world_a.actor(Role.ADMIN),
+        ClinicSettingsIn.model_validate(
+            {"eligibility_relaxations": {"schizophrenia": reason}, "change_note": "Protocol v4."}
+        ),
+        1,
+    )
+    after = uc.eligibility(db, prescriber, pid)
+    assert after.decision == "needs_review"
+    text = next(r.text for r in after.reasons if r.code == "schizophrenia")
+    assert f"relaxed by clinic setting: {reason}" in text
+    review = uc.sign_review(
+        db,
+        prescriber,
+        pid,
+        uc.SignRequest(
+            computed_decision="needs_review",
+            final_decision="ineligible",
+            override_reason="Not now: psychiatrist to review stability first.",
+        ),
+    )
+    assert review.output["settings"]["relaxed_exclusions"] == {"schizophrenia": reason}
+    # The relaxation touches only its own code.
+    uc.save_intake(
+        db,
+        nurse,
+        pid,
+        uc.IntakeForm.model_validate(with_history | {"history": ["current_psychosis"]}),
+    )
+    assert uc.eligibility(db, prescriber, pid).decision == "ineligible"

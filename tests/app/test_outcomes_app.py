@@ -45,12 +45,18 @@ def rate(db: Session, patient: Patient, instrument: str, answers: list[int], at:
     return row.id
 
 
-def dosing_session(db: Session, patient: Patient, number: int, dose_at: datetime | None) -> int:
+def dosing_session(
+    db: Session,
+    patient: Patient,
+    number: int,
+    dose_at: datetime | None,
+    protocol_id: str = "iv-ketamine",
+) -> int:
     row = TreatmentSession(
         clinic_id=patient.clinic_id,
         patient_id=patient.id,
         number=number,
-        protocol_id="iv-ketamine",
+        protocol_id=protocol_id,
         scheduled_at=(dose_at or NOW) - timedelta(minutes=30),
         status="completed" if dose_at else "scheduled",
         started_at=dose_at - timedelta(minutes=20) if dose_at else None,
@@ -202,6 +208,36 @@ def test_the_outcomes_of_a_course_with_flags_sessions_and_stimulants(
     assert {w.mg_per_day for w in weeks} == {54.0}
     # From four weeks before the first rating to today.
     assert stimulants.start == date(2026, 1, 31) and stimulants.end == date(2026, 3, 30)
+
+
+@pytest.mark.parametrize(
+    ("protocol_id", "sessions", "expected", "checkpoint"),
+    [
+        ("iv-ketamine", 4, "met", 4),
+        # The esketamine label evaluates benefit at the end of induction (8 sessions).
+        ("intranasal-esketamine", 4, "not_met", 8),
+        ("intranasal-esketamine", 8, "met", 8),
+    ],
+)
+def test_non_response_uses_the_checkpoint_of_the_protocol_dosed(
+    db: Session,
+    world_a: ClinicWorld,
+    protocol_id: str,
+    sessions: int,
+    expected: str,
+    checkpoint: int,
+) -> None:
+    patient = world_a.patients[0]
+    doses = [FIRST_DOSE + timedelta(days=3.5 * n) for n in range(sessions)]
+    for number, dose_at in enumerate(doses, start=1):
+        dosing_session(db, patient, number, dose_at, protocol_id)
+    rate(db, patient, "phq9", phq9(18), FIRST_DOSE - timedelta(days=2))
+    rate(db, patient, "phq9", phq9(16), doses[-1] + timedelta(days=1))  # an 11% fall
+    out = uc.patient_outcomes(db, world_a.actor(Role.PRESCRIBER), patient.id, now=NOW)
+    phq = next(i for i in out.instruments if i.instrument == "phq9")
+    flag = next(f for f in phq.flags if f.code == "non_response")
+    assert flag.status == expected, flag.text
+    assert out.thresholds["non_response_after_sessions"] == checkpoint
 
 
 def test_a_patient_without_data_is_unknown_throughout(db: Session, world_a: ClinicWorld) -> None:

@@ -20,8 +20,10 @@ from ketacare.clinical.eligibility import (
     HistoryCode,
     Intake,
     IntakeError,
+    RelaxationError,
     assess,
     bp_band,
+    check_relaxation,
     describe_validation_error,
     intake_json_schema,
     standard_treatment,
@@ -295,30 +297,39 @@ VIGNETTES = [
 ]
 
 # The classification decided for each history code (sources in contraindications.yaml).
-EXCLUSIONS = [
+# Contraindications in a product label: exclusions no clinic can relax.
+LABEL_CONTRAINDICATIONS = [
     "ketamine_hypersensitivity",
     "aneurysmal_vascular_disease",
     "arteriovenous_malformation",
     "intracerebral_hemorrhage",
+    "recent_myocardial_infarction",  # EU Spravato SmPC 4.3: within 6 weeks
+    "severe_coronary_disease",  # UK Ketalar SmPC 4.3
+    "recent_stroke",  # UK Ketalar SmPC 4.3: cerebrovascular accident
+    "raised_intracranial_pressure",  # Spravato 5.6
+    "cerebral_trauma",  # UK Ketalar SmPC 4.3
     "hypertension_uncontrolled",
     "hyperthyroidism_untreated",
     "preeclampsia_eclampsia",
 ]
+# Exclusions by KetaCare's default for an elective off-label treatment: relaxable with a reason.
+DEFAULT_EXCLUSIONS = [
+    "current_psychosis",
+    "schizophrenia",
+    "pregnancy",
+    "severe_hepatic_impairment",
+]
+EXCLUSIONS = LABEL_CONTRAINDICATIONS + DEFAULT_EXCLUSIONS
 CAUTIONS = [
     "hypertension_controlled",
     "psychosis",
-    "schizophrenia",
     "bipolar_disorder",
     "substance_use_disorder",
     "ketamine_misuse",
     "suicide_attempt",
-    "recent_myocardial_infarction",
-    "recent_stroke",
     "coronary_artery_disease",
     "heart_failure",
     "arrhythmia",
-    "raised_intracranial_pressure",
-    "pregnancy",
     "breastfeeding",
     "bladder_disease",
     "hepatic_impairment",
@@ -364,19 +375,46 @@ def test_history_reason_severity_matches_the_classification() -> None:
 def test_brief_lists_match_the_data() -> None:
     from ketacare.knowledge.eligibility_defs import load_contraindications
 
-    classes = {c.code: c.classification for c in load_contraindications().conditions}
+    conditions = load_contraindications().conditions
+    classes = {c.code: c.classification for c in conditions}
     assert {c for c, k in classes.items() if k == "exclusion"} == set(EXCLUSIONS)
     assert {c for c, k in classes.items() if k == "caution"} == set(CAUTIONS)
+    basis = {c.code: c.basis for c in conditions}
+    assert {c for c, b in basis.items() if b == "label_contraindication"} == set(
+        LABEL_CONTRAINDICATIONS
+    )
+    assert {c for c, b in basis.items() if b == "clinic_default" and c in EXCLUSIONS} == set(
+        DEFAULT_EXCLUSIONS
+    )
 
 
 # --- texts a clinician must see ------------------------------------------------------------------
 
 
-def test_pregnancy_is_a_warning_not_a_label_contraindication() -> None:
-    reason = run(Vignette("p", {"history": ["pregnancy"]}, REVIEW)).reason("pregnancy")
-    assert reason.severity == "caution"
+def test_pregnancy_is_excluded_by_default_not_as_a_label_contraindication() -> None:
+    reason = run(Vignette("p", {"history": ["pregnancy"]}, INELIGIBLE)).reason("pregnancy")
+    assert reason.severity == "exclusion"
     assert "NOT a label contraindication" in reason.text
+    assert "by default" in reason.text and "elective" in reason.text
     assert "spravato-us-pi-pregnancy" in reason.sources
+
+
+def test_the_recent_cardiovascular_event_names_the_six_weeks() -> None:
+    from ketacare.knowledge.eligibility_defs import load_contraindications
+
+    condition = load_contraindications().by_code()["recent_myocardial_infarction"]
+    assert "within 6 weeks" in condition.label
+    reason = run(Vignette("mi", {"history": ["recent_myocardial_infarction"]}, INELIGIBLE))
+    assert "within the last 6 weeks" in reason.reason("recent_myocardial_infarction").text
+    assert "spravato-eu-smpc-contraindications" in condition.basis_sources
+
+
+def test_breastfeeding_says_not_to_breastfeed_during_treatment() -> None:
+    reason = run(Vignette("b", {"history": ["breastfeeding"]}, REVIEW)).reason("breastfeeding")
+    assert reason.severity == "caution"
+    assert "not to breastfeed during treatment" in reason.text
+    assert "not been reviewed" not in reason.text
+    assert "spravato-us-pi-lactation" in reason.sources
 
 
 def test_phq9_item9_is_urgent_whatever_the_total() -> None:
@@ -628,6 +666,151 @@ def test_the_json_schema_describes_the_intake_file() -> None:
         "inadequate",
         "not_tolerated",
     ]
+
+
+# --- label contraindications, clinic defaults and their relaxation ------------------------------
+
+RELAXED_REASON = "Medical director 2026-12-01: psychiatrist co-manages, stable on clozapine."
+
+
+def settings_with(**reasons: str) -> EligibilitySettings:
+    values = EligibilitySettings.defaults().model_dump() | {"relaxed_exclusions": reasons}
+    return EligibilitySettings.model_validate(values)
+
+
+@pytest.mark.parametrize(
+    ("history", "relaxations", "decision", "severity"),
+    [
+        (["recent_myocardial_infarction"], {}, INELIGIBLE, "exclusion"),
+        (["severe_coronary_disease"], {}, INELIGIBLE, "exclusion"),
+        (["coronary_artery_disease"], {}, REVIEW, "caution"),
+        (["heart_failure"], {}, REVIEW, "caution"),
+        (["recent_stroke"], {}, INELIGIBLE, "exclusion"),
+        (["raised_intracranial_pressure"], {}, INELIGIBLE, "exclusion"),
+        (["cerebral_trauma"], {}, INELIGIBLE, "exclusion"),
+        (["psychosis"], {}, REVIEW, "caution"),
+        (["current_psychosis"], {}, INELIGIBLE, "exclusion"),
+        (["schizophrenia"], {}, INELIGIBLE, "exclusion"),
+        (["schizophrenia"], {"schizophrenia": RELAXED_REASON}, REVIEW, "caution"),
+        (["current_psychosis"], {"current_psychosis": RELAXED_REASON}, REVIEW, "caution"),
+        (["pregnancy"], {}, INELIGIBLE, "exclusion"),
+        (["pregnancy"], {"pregnancy": RELAXED_REASON}, REVIEW, "caution"),
+        (["severe_hepatic_impairment"], {}, INELIGIBLE, "exclusion"),
+        (["hepatic_impairment"], {}, REVIEW, "caution"),
+        # A relaxation touches only its own code.
+        (["current_psychosis"], {"schizophrenia": RELAXED_REASON}, INELIGIBLE, "exclusion"),
+    ],
+)
+def test_history_decisions_with_the_clinic_settings_in_force(
+    history: list[str], relaxations: dict[str, str], decision: str, severity: str
+) -> None:
+    settings = settings_with(**relaxations)
+    result = assess(Intake.model_validate(intake_dict({"history": history})), settings=settings)
+    assert result.decision.value == decision, result.codes
+    reason = result.reason(history[0])
+    assert reason.severity == severity
+    if history[0] in relaxations:
+        assert f"relaxed by clinic setting: {RELAXED_REASON}" in reason.text
+        assert result.settings["relaxed_exclusions"] == relaxations
+    else:
+        assert "relaxed by clinic setting" not in reason.text
+
+
+@pytest.mark.parametrize("code", LABEL_CONTRAINDICATIONS)
+def test_a_label_contraindication_can_never_be_relaxed(code: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        settings_with(**{code: RELAXED_REASON})
+    message = str(info.value)
+    assert "relaxed_exclusions" in message and f"relaxed_exclusions.{code}" in message
+    assert "can never be relaxed" in message
+    with pytest.raises(RelaxationError) as direct:
+        check_relaxation(code, RELAXED_REASON)
+    assert direct.value.field == f"relaxed_exclusions.{code}"
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "text"),
+    [
+        ("schizophrenia", "ok", "at least 20 characters"),
+        ("schizophrenia", "   short   reason   ", "at least 20 characters"),
+        ("psychosis", RELAXED_REASON, "already a caution"),
+        ("glaucoma", RELAXED_REASON, "already a caution"),
+        ("schizophrenya", RELAXED_REASON, "not a history code"),
+    ],
+)
+def test_a_relaxation_needs_a_default_exclusion_and_a_reason(
+    code: str, reason: str, text: str
+) -> None:
+    with pytest.raises(RelaxationError, match=text) as info:
+        check_relaxation(code, reason)
+    assert info.value.field == f"relaxed_exclusions.{code}"
+
+
+def test_every_default_exclusion_can_be_relaxed_and_says_so() -> None:
+    for code in DEFAULT_EXCLUSIONS:
+        check_relaxation(code, RELAXED_REASON)
+        decision = assess(
+            Intake.model_validate(intake_dict({"history": [code]})),
+            settings=settings_with(**{code: RELAXED_REASON}),
+        )
+        assert decision.decision is DecisionKind.NEEDS_REVIEW
+        assert "Default exclusion relaxed by clinic setting" in decision.reason(code).text
+
+
+def test_no_relaxation_by_default_and_the_settings_record_none() -> None:
+    assert EligibilitySettings.defaults().relaxed_exclusions == {}
+    assert run(VIGNETTES[0]).settings["relaxed_exclusions"] == {}
+
+
+@pytest.mark.parametrize(
+    ("treatments", "decision", "present", "absent"),
+    [
+        # Licensed for ADHD only at 6-17: recognised, reported, not counted.
+        (
+            (("guanfacine ER 4 mg", "inadequate"),),
+            REVIEW,
+            ("no_failed_standard_treatment", "not_standard_adult_treatment"),
+            ("prior_treatment_failed", "unrecognised_adhd_treatment"),
+        ),
+        (
+            (("Kapvay 0.2 mg", "not_tolerated"),),
+            REVIEW,
+            ("no_failed_standard_treatment", "not_standard_adult_treatment"),
+            ("prior_treatment_failed", "unrecognised_adhd_treatment"),
+        ),
+        (
+            (("Intuniv", "inadequate"), ("Vyvanse 50 mg", "inadequate")),
+            ELIGIBLE,
+            ("prior_treatment_failed", "not_standard_adult_treatment"),
+            ("no_failed_standard_treatment",),
+        ),
+        (
+            (("atomoxetine 80 mg", "not_tolerated"),),
+            ELIGIBLE,
+            ("prior_treatment_failed",),
+            ("not_standard_adult_treatment",),
+        ),
+    ],
+)
+def test_only_standard_adult_treatments_count_as_failed(
+    treatments: tuple[tuple[str, str], ...],
+    decision: str,
+    present: tuple[str, ...],
+    absent: tuple[str, ...],
+) -> None:
+    result = run(Vignette("t", treated(*treatments), decision))
+    assert result.decision.value == decision, result.codes
+    for code in present:
+        assert code in result.codes
+    for code in absent:
+        assert code not in result.codes
+    if "not_standard_adult_treatment" in present:
+        reason = result.reason("not_standard_adult_treatment")
+        assert reason.severity == "info"
+        assert "6-17" in reason.text and "not a standard adult treatment" in reason.text
+        assert "alpha2-adhd-pediatric-labels" in reason.sources
+    if "no_failed_standard_treatment" in present:
+        assert result.reason("no_failed_standard_treatment").severity == "caution"
 
 
 # --- the documented example ----------------------------------------------------------------------

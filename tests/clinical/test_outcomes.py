@@ -1,6 +1,6 @@
 """Outcome definitions at their boundaries: baseline, percent change, response, remission,
-non-response after the 4th dosing session, worsening, new PHQ-9 item 9; unknown is never
-good news."""
+non-response at the checkpoint of the protocol dosed (the 4th IV infusion, the end of esketamine
+induction), worsening, new PHQ-9 item 9; unknown is never good news."""
 
 from __future__ import annotations
 
@@ -279,6 +279,78 @@ def test_a_clinic_override_of_the_checkpoint_is_used_and_stored() -> None:
     assert out.thresholds["non_response_after_sessions"] == 2
     assert "After 2 dosing sessions" in out.flag("non_response").definition
     assert out.flag("non_response").evidence == "M"  # an override is the clinic's own
+
+
+# An esketamine course: twice weekly (3-4 days apart) for 4 weeks = 8 sessions of induction.
+def esketamine_doses(n: int) -> list[datetime]:
+    return [at(3.5 * k) for k in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("protocols", "sessions", "rated_day", "expected", "checkpoint"),
+    [
+        # Esketamine: benefit is evaluated at the end of induction (8 sessions), not after 4.
+        (["intranasal-esketamine"], 4, 11, "not_met", 8),
+        (["intranasal-esketamine"], 7, 22, "not_met", 8),
+        (["intranasal-esketamine"], 8, 25, "met", 8),
+        # IV ketamine: after 4 infusions.
+        (["iv-ketamine"], 4, 11, "met", 4),
+        # Switched between protocols: the earliest checkpoint prompts a look.
+        (["iv-ketamine", "intranasal-esketamine"], 4, 11, "met", 4),
+        # An unknown protocol (or none): the default of outcomes.yaml.
+        (["no-such-protocol"], 4, 11, "met", 4),
+        ([], 4, 11, "met", 4),
+    ],
+)
+def test_non_response_is_judged_at_the_checkpoint_of_the_protocol_dosed(
+    protocols: list[str], sessions: int, rated_day: float, expected: str, checkpoint: int
+) -> None:
+    points = [pt(-1, 20), pt(rated_day, 17)]  # a 15% fall: no response
+    out = instrument_outcome(
+        "phq9", points, dosed_sessions=esketamine_doses(sessions), protocol_ids=protocols
+    )
+    flag = out.flag("non_response")
+    assert flag.status == expected, flag.text
+    assert out.thresholds["non_response_after_sessions"] == checkpoint
+    assert f"After {checkpoint} dosing sessions" in flag.definition
+    if expected == "not_met":
+        assert f"{sessions} of {checkpoint} dosing sessions so far" in flag.text
+
+
+def test_the_esketamine_checkpoint_cites_its_label_and_names_the_protocol() -> None:
+    points = [pt(-1, 20), pt(25, 17)]
+    out = patient_outcomes(
+        [("phq9", *p) for p in points],
+        dosed_sessions=esketamine_doses(8),
+        protocol_ids=["intranasal-esketamine"] * 8,
+    )
+    flag = out.instrument("phq9").flag("non_response")
+    assert flag.status == "met"
+    assert "spravato-us-pi-dosage" in flag.sources
+    assert "the checkpoint of Esketamine nasal spray (Spravato)" in flag.text
+    assert out.thresholds["non_response_after_sessions"] == 8
+    assert out.overridden == ()  # the protocol's own value, not a clinic override
+
+
+def test_a_clinic_override_of_the_checkpoint_wins_over_the_protocol() -> None:
+    defs = load_outcomes().with_settings({"non_response_after_sessions": 2})
+    out = instrument_outcome(
+        "phq9",
+        [pt(-1, 20), pt(4, 18)],
+        dosed_sessions=esketamine_doses(2),
+        definitions=defs,
+        protocol_ids=["intranasal-esketamine"],
+    )
+    assert status(out, "non_response") == "met"
+    assert out.thresholds["non_response_after_sessions"] == 2
+
+
+def test_the_im_checkpoint_carried_over_from_iv_is_not_verified() -> None:
+    out = instrument_outcome(
+        "phq9", [pt(-1, 20), pt(7, 18)], dosed_sessions=doses(4), protocol_ids=["im-ketamine"]
+    )
+    assert status(out, "non_response") == "met"
+    assert out.flag("non_response").evidence == "M"
 
 
 # --- worsening -------------------------------------------------------------------------------

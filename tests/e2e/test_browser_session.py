@@ -123,7 +123,7 @@ def test_a_full_session_from_checks_to_sign_off(
         "Oriented",
         "Walking steadily",
         "Escort present",
-        "No driving until the next day",
+        "No driving",  # per agent: next day (esketamine) or 24 hours (ketamine)
     ):
         discharge.locator("fieldset", has_text=legend).get_by_label("yes").check()
     discharge.get_by_role("button", name="Check discharge criteria").click()

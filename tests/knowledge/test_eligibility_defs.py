@@ -36,8 +36,50 @@ def test_the_label_contraindications_are_exclusions() -> None:
         "intracerebral_hemorrhage",
     ):
         assert by_code[code].classification == "exclusion"
+        assert by_code[code].basis == "label_contraindication"
         assert "spravato-us-pi-contraindications" in by_code[code].sources
-    assert by_code["pregnancy"].classification == "caution"
+    # Pregnancy is excluded by the clinic's default, not as a label contraindication.
+    assert by_code["pregnancy"].classification == "exclusion"
+    assert by_code["pregnancy"].basis == "clinic_default"
+    assert by_code["pregnancy"].relaxable
+
+
+def test_every_label_contraindication_is_an_exclusion_and_never_relaxable() -> None:
+    for condition in load_contraindications().conditions:
+        if condition.basis == "label_contraindication":
+            assert condition.classification == "exclusion", condition.code
+            assert not condition.relaxable, condition.code
+        assert set(condition.basis_sources) <= set(condition.sources), condition.code
+
+
+@pytest.mark.parametrize(
+    ("code", "change", "message"),
+    [
+        ("aneurysmal_vascular_disease", {"class": "caution"}, "a label contraindication is an"),
+        ("glaucoma", {"class": "exclusion"}, "a label warning is a caution"),
+        ("schizophrenia", {"basis_sources": ["ketamine-compendia-psychosis"]}, "clinic default"),
+        ("glaucoma", {"basis_sources": ["kroenke-2001"]}, "not among its sources"),
+    ],
+)
+def test_a_condition_whose_basis_does_not_fit_is_refused(
+    code: str, change: dict[str, object], message: str
+) -> None:
+    data = copy.deepcopy(load_yaml("contraindications.yaml"))
+    entry = next(c for c in data["conditions"] if c["code"] == code)
+    entry.update(change)
+    with pytest.raises(ValidationError, match=message):
+        Contraindications.model_validate(data)
+
+
+def test_a_treatment_that_is_not_an_adult_standard_says_why() -> None:
+    data = copy.deepcopy(load_yaml("eligibility.yaml"))
+    guanfacine = next(
+        d for d in data["standard_adhd_treatments"]["drugs"] if d["ingredient"] == "guanfacine"
+    )
+    assert guanfacine["adult_standard"] is False
+    del guanfacine["not_adult_note"]
+    with pytest.raises(ValidationError, match="says why"):
+        EligibilityKnowledge.model_validate(data)
 
 
 def test_settings_cover_exactly_the_settings_model() -> None:

@@ -141,3 +141,35 @@ def test_the_questionnaire_link_works_once_without_signing_in(
 def test_a_guessed_link_is_not_found(client: TestClient, world_a: ClinicWorld) -> None:
     assert client.get("/r/" + "A" * 43).status_code == 404
     assert client.get("/r/short").status_code == 422
+
+
+def test_the_intake_form_offers_every_history_code_by_its_label(
+    client: TestClient, db: Session, world_a: ClinicWorld
+) -> None:
+    from ketacare.clinical.eligibility import HistoryCode
+
+    ui_login(client, "a-nurse")
+    page = client.get(f"/patients/{world_a.patients[0].id}/intake").text
+    for code in HistoryCode:
+        assert f'name="history" value="{code.value}"' in page
+    assert "Myocardial infarction or other cardiovascular event within 6 weeks" in page
+    assert "Current psychosis" in page and "History of psychosis (not current)" in page
+    assert "Severe hepatic impairment (Child-Pugh C)" in page
+    assert "Cerebral trauma" in page and "Severe coronary or myocardial disease" in page
+    label, default, review = (
+        page.index("Contraindications in a product label"),
+        page.index("Excluded by the clinic&#39;s default"),
+        page.index("Reviewed by a prescriber"),
+    )
+    assert label < page.index('value="recent_myocardial_infarction"') < default
+    assert default < page.index('value="current_psychosis"') < review
+    assert review < page.index('value="psychosis"')
+
+
+def test_the_chart_shows_the_current_consent_text_to_review(
+    client: TestClient, world_a: ClinicWorld
+) -> None:
+    ui_login(client, "a-nurse")
+    chart = client.get(f"/patients/{world_a.patients[0].id}").text
+    assert "Consent text <code>consent-2026-12</code>" in chart
+    assert "respiratory depression" in chart and "Do not breastfeed during treatment" in chart

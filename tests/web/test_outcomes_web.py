@@ -204,7 +204,7 @@ def test_the_fragment_shows_charts_flags_definitions_and_the_adhd_reminder(
     # Flags with their status, definition, evidence and sources (by title).
     assert 'data-flag="non_response" data-status="met"' in html
     assert "No response after 4 dosing sessions" in html
-    assert "few patients respond after more than 3 infusions" in html
+    assert "rarely brings a response after more than 3 infusions" in html
     assert "evidence: S" in html and "Sanacora et al. 2017" in html
     # Per session: both follow-ups came after the 4th (last) dose; the later one counts.
     assert re.findall(r'<tr data-session="(\d+)"><td>\d+</td>', html) == ["4"]

@@ -1,5 +1,6 @@
 """A clinic's settings: its opening calendar and its overrides of the cited defaults (dosing per
-protocol, monitoring thresholds). Decisions use the effective values and store them."""
+protocol, monitoring thresholds, default eligibility exclusions relaxed with a reason).
+Decisions use the effective values and store them."""
 
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ from ketacare.app.errors import Conflict, InvalidInput, NotFound
 from ketacare.app.permissions import Actor, Permission, require
 from ketacare.clinical.course import ClinicCalendar
 from ketacare.clinical.dosing import DosingSettings
+from ketacare.clinical.eligibility import (
+    RELAXATION_REASON_MIN,
+    EligibilitySettings,
+    RelaxationError,
+    check_relaxation,
+)
 from ketacare.clinical.monitoring import MonitoringSettings
 from ketacare.store.models import Clinic
 
@@ -96,6 +103,15 @@ class ClinicSettingsIn(BaseModel):
     require_second_check: bool = Field(
         False, description="A second person must verify every dose order before dosing starts"
     )
+    eligibility_relaxations: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Default exclusions the clinic grades as a caution instead, by history code, each "
+            f"with its reason (at least {RELAXATION_REASON_MIN} characters; every decision it "
+            "changes shows it). Only clinic defaults (e.g. schizophrenia, current_psychosis, "
+            "pregnancy); a label contraindication can never be relaxed."
+        ),
+    )
     change_note: str | None = Field(
         None, max_length=2000, description="Why the values changed, with the source"
     )
@@ -116,6 +132,7 @@ class EffectiveSettings:
     dosing_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     require_second_check: bool = False
     version: int = 1
+    eligibility: EligibilitySettings = field(default_factory=EligibilitySettings.defaults)
 
     def dosing(self, protocol_id: str) -> DosingSettings:
         defaults = DosingSettings.defaults(protocol_id)
@@ -159,6 +176,26 @@ def _settings_cached(timezone: str, raw_json: str, version: int) -> EffectiveSet
         dosing_overrides=dict(data.dosing),
         require_second_check=data.require_second_check,
         version=version,
+        eligibility=_eligibility(data.eligibility_relaxations),
+    )
+
+
+def _eligibility(relaxations: dict[str, str]) -> EligibilitySettings:
+    """The eligibility settings in force. A stored relaxation the knowledge no longer allows
+    (the condition became a label contraindication) is not applied: the stricter default
+    holds, and the decision's stored settings show which relaxations were in force."""
+    defaults = EligibilitySettings.defaults()
+    allowed = {}
+    for code, reason in relaxations.items():
+        try:
+            check_relaxation(code, reason)
+        except RelaxationError:
+            continue
+        allowed[code] = reason
+    if not allowed:
+        return defaults
+    return EligibilitySettings.model_validate(
+        {**defaults.model_dump(), "relaxed_exclusions": allowed}
     )
 
 
@@ -200,6 +237,11 @@ def _validate(data: ClinicSettingsIn) -> None:
                 _field_of(exc, f"dosing.{protocol_id}"),
                 exc.errors()[0]["msg"].removeprefix("Value error, "),
             ) from None
+    for code, reason in data.eligibility_relaxations.items():
+        try:
+            check_relaxation(code, reason)
+        except RelaxationError as exc:
+            raise InvalidInput(f"eligibility_relaxations.{code}", exc.message) from None
 
 
 CHANGE_NOTE_MISSING = (
@@ -217,6 +259,7 @@ def _clinical_change(current: EffectiveSettings, data: ClinicSettingsIn) -> bool
         monitoring != current.monitoring
         or data.dosing != current.dosing_overrides
         or data.require_second_check != current.require_second_check
+        or _eligibility(data.eligibility_relaxations) != current.eligibility
     )
 
 

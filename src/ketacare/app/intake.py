@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from ketacare.app import assessments as sc
 from ketacare.app.audit import audited
+from ketacare.app.clinic_settings import effective_settings
 from ketacare.app.errors import Conflict, InvalidInput
 from ketacare.app.interactions import CURRENT
 from ketacare.app.patients import Stage, _scoped_patient
@@ -261,7 +262,12 @@ def _evaluate(
 ) -> tuple[Any, dict[str, Any], int | None]:
     intake, doc, intake_id = _compose(db, patient, known)
     findings = screen(intake.medications).to_json_dict()["findings"] if intake.medications else []
-    decision = assess(intake, as_of=utcnow().date(), interaction_findings=findings)
+    # The clinic's settings in force (e.g. a default exclusion relaxed with a reason); the
+    # decision stores them.
+    settings = effective_settings(db, patient.clinic_id).eligibility
+    decision = assess(
+        intake, as_of=utcnow().date(), interaction_findings=findings, settings=settings
+    )
     inputs = {"intake": doc, "interaction_findings": findings}
     return decision, inputs, intake_id
 
@@ -437,6 +443,8 @@ class ProgrammeSummary(BaseModel):
     urgent_flags: list[sc.UrgentFlag]
     consents: list[ConsentOut]
     consent_version: str
+    # The current consent text, to review with the patient before recording consent.
+    consent_points: list[str] = Field(default_factory=list)
 
 
 def programme_summary(db: Session, actor: Actor, patient_id: int) -> ProgrammeSummary:
@@ -460,4 +468,5 @@ def programme_of(db: Session, patient: Patient, known: Known | None = None) -> P
         urgent_flags=sc.open_urgent_flags(db, patient.id),
         consents=[ConsentOut.model_validate(c) for c in consents],
         consent_version=consent_text()["version"],
+        consent_points=[" ".join(str(p).split()) for p in consent_text()["points"]],
     )

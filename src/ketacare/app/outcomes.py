@@ -313,12 +313,15 @@ def patient_outcomes(
             )
         ).all()
 
-        dose_times = sorted(s.dose_started_at for s in sessions if s.dose_started_at is not None)
+        dosed = [s for s in sessions if s.dose_started_at is not None]
+        dose_times = sorted(s.dose_started_at for s in dosed if s.dose_started_at is not None)
         outcomes = compute_outcomes(
             [(a.instrument, a.administered_at, a.total, a.answers) for a in assessments],
             dosed_sessions=dose_times,
             definitions=defs,
             tz=tz,
+            # Non-response is judged at the checkpoint of the protocol dosed.
+            protocol_ids=[s.protocol_id for s in dosed],
         )
         generated = now or utcnow()
         start, end = _stimulant_range(

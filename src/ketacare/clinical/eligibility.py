@@ -47,11 +47,13 @@ __all__ = [
     "InteractionFinding",
     "PriorTreatment",
     "Reason",
+    "RelaxationError",
     "Scores",
     "TreatmentResponse",
     "age_on",
     "assess",
     "bp_band",
+    "check_relaxation",
     "describe_validation_error",
     "intake_json_schema",
     "standard_treatment",
@@ -71,6 +73,7 @@ class HistoryCode(StrEnum):
     """Codes of the intake's `history` list; each is classified in contraindications.yaml."""
 
     PSYCHOSIS = "psychosis"
+    CURRENT_PSYCHOSIS = "current_psychosis"
     SCHIZOPHRENIA = "schizophrenia"
     BIPOLAR_DISORDER = "bipolar_disorder"
     SUBSTANCE_USE_DISORDER = "substance_use_disorder"
@@ -84,14 +87,17 @@ class HistoryCode(StrEnum):
     RECENT_MYOCARDIAL_INFARCTION = "recent_myocardial_infarction"
     RECENT_STROKE = "recent_stroke"
     CORONARY_ARTERY_DISEASE = "coronary_artery_disease"
+    SEVERE_CORONARY_DISEASE = "severe_coronary_disease"
     HEART_FAILURE = "heart_failure"
     ARRHYTHMIA = "arrhythmia"
     RAISED_INTRACRANIAL_PRESSURE = "raised_intracranial_pressure"
+    CEREBRAL_TRAUMA = "cerebral_trauma"
     PREGNANCY = "pregnancy"
     PREECLAMPSIA_ECLAMPSIA = "preeclampsia_eclampsia"
     BREASTFEEDING = "breastfeeding"
     BLADDER_DISEASE = "bladder_disease"
     HEPATIC_IMPAIRMENT = "hepatic_impairment"
+    SEVERE_HEPATIC_IMPAIRMENT = "severe_hepatic_impairment"
     HYPERTHYROIDISM = "hyperthyroidism"
     HYPERTHYROIDISM_UNTREATED = "hyperthyroidism_untreated"
     SEIZURE_DISORDER = "seizure_disorder"
@@ -228,8 +234,49 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
     return lines
 
 
+# A relaxed default exclusion is a clinical decision of the clinic: its reason must say who
+# decided it and why, not just "ok".
+RELAXATION_REASON_MIN = 20
+
+
+class RelaxationError(ValueError):
+    """A default exclusion that cannot be relaxed as asked; ``field`` names the code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.field = f"relaxed_exclusions.{code}"
+        self.code = code
+        self.message = message
+        super().__init__(f"{self.field}: {message}")
+
+
+def check_relaxation(code: str, reason: str) -> None:
+    """Raise ``RelaxationError`` unless ``code`` is a default exclusion a clinic may relax to a
+    caution (never a label contraindication) and ``reason`` says why."""
+    condition = _conditions().get(code)
+    if condition is None:
+        raise RelaxationError(code, f"{code!r} is not a history code.")
+    if condition.basis == "label_contraindication":
+        raise RelaxationError(
+            code,
+            f"{condition.label} is a contraindication in a product label "
+            f"({', '.join(condition.basis_sources)}): it is always an exclusion and can never "
+            "be relaxed.",
+        )
+    if not condition.relaxable:
+        raise RelaxationError(
+            code, f"{condition.label} is already a caution: there is no exclusion to relax."
+        )
+    if len(" ".join(reason.split())) < RELAXATION_REASON_MIN:
+        raise RelaxationError(
+            code,
+            f"Say why the clinic relaxes this default exclusion, who decided it and when (at "
+            f"least {RELAXATION_REASON_MIN} characters).",
+        )
+
+
 class EligibilitySettings(BaseModel):
-    """Clinic settings in force for a decision; defaults and their sources in eligibility.yaml."""
+    """Clinic settings in force for a decision; defaults and their sources in eligibility.yaml.
+    ``relaxed_exclusions``: default exclusions the clinic grades as a caution, code -> reason."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -245,6 +292,14 @@ class EligibilitySettings(BaseModel):
     heart_rate_high: int
     phq9_comorbid_min: int = Field(ge=0, le=27)
     gad7_comorbid_min: int = Field(ge=0, le=21)
+    relaxed_exclusions: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("relaxed_exclusions")
+    @classmethod
+    def _relaxable(cls, value: dict[str, str]) -> dict[str, str]:
+        for code, reason in value.items():
+            check_relaxation(code, reason)
+        return {code: " ".join(reason.split()) for code, reason in value.items()}
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -301,7 +356,7 @@ class Decision:
     decision: DecisionKind
     reasons: tuple[Reason, ...]
     knowledge_version: str
-    settings: Mapping[str, int | bool]
+    settings: Mapping[str, Any]
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -407,12 +462,17 @@ def _age(intake: Intake, as_of: date | None) -> int | None:
 
 
 def _assess_treatments(intake: Intake, settings: EligibilitySettings, out: _Reasons) -> None:
-    failed, recorded, unrecognised = [], [], []
+    failed, recorded, unrecognised, not_adult = [], [], [], []
     for treatment in intake.prior_adhd_treatments:
         label = f"{treatment.drug}: {treatment.response.value.replace('_', ' ')}"
         recorded.append(label)
-        if standard_treatment(treatment.drug) is None:
+        standard = standard_treatment(treatment.drug)
+        if standard is None:
             unrecognised.append(treatment.drug)
+        elif not standard.adult_standard:
+            # An ADHD medicine licensed only for children: said so, never silently dropped.
+            note = " ".join((standard.not_adult_note or "").split())
+            not_adult.append(f"{label} ({note})" if note else label)
         elif treatment.response in FAILED_RESPONSES:
             failed.append(label)
     if failed:
@@ -422,8 +482,26 @@ def _assess_treatments(intake: Intake, settings: EligibilitySettings, out: _Reas
             out.add("no_failed_standard_treatment", drugs="; ".join(recorded))
         else:
             out.add("no_prior_adhd_treatment")
+    if not_adult:
+        out.add("not_standard_adult_treatment", drugs="; ".join(not_adult))
     if unrecognised:
         out.add("unrecognised_adhd_treatment", drugs="; ".join(unrecognised))
+
+
+def _assess_history(intake: Intake, settings: EligibilitySettings, out: _Reasons) -> None:
+    conditions = _conditions()
+    for code in dict.fromkeys(intake.history):  # keep order, drop repeats
+        condition = conditions[code.value]
+        severity: str = condition.classification
+        text = " ".join(condition.text.split())
+        reason = settings.relaxed_exclusions.get(code.value)
+        if reason is not None and condition.relaxable:
+            severity = "caution"
+            text = (
+                f"{text} Default exclusion relaxed by clinic setting: {reason} A prescriber "
+                "reviews."
+            )
+        out.add_raw(Reason(code.value, severity, text, tuple(condition.sources)))
 
 
 def _assess_vitals(intake: Intake, settings: EligibilitySettings, out: _Reasons) -> None:
@@ -541,12 +619,7 @@ def assess(
 
     _assess_treatments(intake, settings, out)
 
-    conditions = _conditions()
-    for code in dict.fromkeys(intake.history):  # keep order, drop repeats
-        condition = conditions[code.value]
-        text = " ".join(condition.text.split())
-        out.add_raw(Reason(code.value, condition.classification, text, tuple(condition.sources)))
-
+    _assess_history(intake, settings, out)
     _assess_vitals(intake, settings, out)
     _assess_scores(intake, settings, out)
     _assess_interactions(interaction_findings, out)

@@ -27,9 +27,11 @@ from ketacare.knowledge.outcome_defs import (
     Evidence,
     OutcomeInstrumentDef,
     OutcomesDef,
+    SettingDef,
     load_outcomes,
     weakest,
 )
+from ketacare.knowledge.protocol_defs import get_protocol
 
 __all__ = [
     "FLAG_CODES",
@@ -40,6 +42,7 @@ __all__ = [
     "TrajectoryPoint",
     "WeeklyPoint",
     "fall_at_least",
+    "futility_checkpoint",
     "instrument_outcome",
     "patient_outcomes",
     "percent_change",
@@ -383,6 +386,47 @@ def _dose_times(
     return count, times, first_dose_at
 
 
+# --- the checkpoint of the protocol dosed ----------------------------------------------------
+
+CHECKPOINT = "non_response_after_sessions"
+
+
+def futility_checkpoint(
+    protocol_ids: Iterable[str], definitions: OutcomesDef | None = None
+) -> OutcomesDef:
+    """The outcome definitions with the non-response checkpoint of the protocols dosed: each
+    protocol's ``futility_after_sessions`` (IV ketamine after 4 infusions; esketamine at the
+    end of induction, after 8 sessions), with its evidence and sources. With several protocols
+    the earliest checkpoint applies (a flag is a prompt to look). A clinic's own override of
+    the checkpoint wins; unknown protocols, or none, leave outcomes.yaml's default."""
+    defs = definitions or load_outcomes()
+    if defs.setting(CHECKPOINT).overridden:
+        return defs
+    found = []
+    for protocol_id in dict.fromkeys(protocol_ids):
+        try:
+            protocol = get_protocol(protocol_id)
+        except KeyError:
+            continue
+        if protocol.course is not None:
+            found.append((protocol.course.futility_after_sessions, protocol))
+    if not found:
+        return defs
+    cited, protocol = min(found, key=lambda pair: pair[0].value)
+    others = [p.name for _, p in found if p.id != protocol.id]
+    note = " ".join((cited.note or "").split())
+    if others:
+        note = f"{note} The earliest checkpoint of the protocols dosed ({', '.join(others)})."
+    setting = SettingDef(
+        value=cited.value,
+        evidence=cited.evidence,
+        sources=cited.sources,
+        note=note.strip() or None,
+        origin=protocol.name,
+    )
+    return defs.model_copy(update={"settings": {**defs.settings, CHECKPOINT: setting}})
+
+
 # --- the rules -------------------------------------------------------------------------------
 
 
@@ -563,8 +607,10 @@ def _non_response(
     dose_times: list[datetime] | None,
 ) -> OutcomeFlag:
     scale, v = ctx.scale, ctx.all
-    after = int(v["non_response_after_sessions"])
-    settings = ("non_response_after_sessions", scale.response_setting)
+    after = int(v[CHECKPOINT])
+    settings = (CHECKPOINT, scale.response_setting)
+    origin = ctx.defs.setting(CHECKPOINT).origin
+    checkpoint = f" (the checkpoint of {origin})" if origin else ""
     if response.status == "not_applicable":
         return ctx.flag(
             "non_response",
@@ -578,7 +624,8 @@ def _non_response(
         return ctx.flag(
             "non_response",
             "not_met",
-            f"{dose_count} of {after} dosing sessions so far: too early to call non-response.",
+            f"{dose_count} of {after} dosing sessions so far{checkpoint}: too early to call "
+            "non-response.",
             settings=settings,
         )
     judged = follow_ups
@@ -609,8 +656,9 @@ def _non_response(
     return ctx.flag(
         "non_response",
         "met",
-        f"No response after {dose_count} dosing sessions: {ctx.short_name} {base.total} → "
-        f"{last.total} ({change:+g}%, a fall of {_g(percent)}% is needed). Reconsider the plan.",
+        f"No response after {dose_count} dosing sessions{checkpoint}: {ctx.short_name} "
+        f"{base.total} → {last.total} ({change:+g}%, a fall of {_g(percent)}% is needed). "
+        "Reconsider the plan.",
         settings=settings,
         at=last.administered_at,
     )
@@ -780,7 +828,7 @@ def _instrument_values(scale: OutcomeInstrumentDef, defs: OutcomesDef) -> dict[s
     out: dict[str, int | float] = {
         "response_fall_percent": values[scale.response_setting],
         "min_baseline": values[scale.min_baseline_setting],
-        "non_response_after_sessions": values["non_response_after_sessions"],
+        "non_response_after_sessions": values[CHECKPOINT],
         "worsening_rise_percent": values["worsening_rise_percent"],
         "worsening_consecutive_measurements": values["worsening_consecutive_measurements"],
     }
@@ -797,6 +845,7 @@ def instrument_outcome(
     first_dose_at: datetime | None = None,
     definitions: OutcomesDef | None = None,
     tz: str = "UTC",
+    protocol_ids: Sequence[str] = (),
 ) -> InstrumentOutcome:
     """One outcome scale of one patient.
 
@@ -806,11 +855,12 @@ def instrument_outcome(
     the patient's dosing sessions (preferred: non-response is then judged on a rating taken
     after the Nth), or their count with ``first_dose_at``. ``definitions``: the outcome
     definitions with a clinic's overrides (default: ``outcomes.yaml``). ``tz``: the clinic's
-    zone, for ISO weeks and dates in texts. Raises ``OutcomeDataError`` naming the field for
-    data that cannot be followed (an unknown or excluded scale, a total out of range, a time
-    without a zone).
+    zone, for ISO weeks and dates in texts. ``protocol_ids``: the protocols of the dosing
+    sessions, whose own checkpoint judges non-response (``futility_checkpoint``). Raises
+    ``OutcomeDataError`` naming the field for data that cannot be followed (an unknown or
+    excluded scale, a total out of range, a time without a zone).
     """
-    defs = definitions or load_outcomes()
+    defs = futility_checkpoint(protocol_ids, definitions)
     try:
         scale = defs.instrument(instrument)
     except KeyError:
@@ -917,6 +967,7 @@ def patient_outcomes(
     first_dose_at: datetime | None = None,
     definitions: OutcomesDef | None = None,
     tz: str = "UTC",
+    protocol_ids: Sequence[str] = (),
 ) -> PatientOutcomes:
     """Every outcome scale of one patient from all their administrations.
 
@@ -924,8 +975,10 @@ def patient_outcomes(
     objects/mappings with those names, in any order. In-session scales (CADSS, MOAA/S) and the
     C-SSRS are not outcomes: they are counted in ``excluded`` and otherwise left out. Every
     outcome scale appears, rated or not (an unrated one is "unknown" throughout).
+    ``protocol_ids``: the protocols of the dosing sessions; non-response is judged at their
+    own checkpoint (``futility_checkpoint``).
     """
-    defs = definitions or load_outcomes()
+    defs = futility_checkpoint(protocol_ids, definitions)
     grouped: dict[str, list[tuple[Any, Any, Any]]] = {i: [] for i in defs.instrument_ids}
     excluded: dict[str, int] = {}
     for n, row in enumerate(assessments):

@@ -17,6 +17,11 @@ from ketacare.knowledge import load_yaml
 from ketacare.knowledge.instrument_defs import reference_ids
 
 ReasonSeverity = Literal["exclusion", "caution", "supporting", "info"]
+# Why a condition has its class: a contraindication in a label (an exclusion no clinic can
+# relax), KetaCare's cautious default where the labels leave room (an exclusion a clinic may
+# relax with a recorded reason, or a caution), or a label warning (a caution).
+Basis = Literal["label_contraindication", "clinic_default", "label_warning"]
+CLINIC_CONVENTION = "ketacare-clinic-convention"
 
 _CODE = r"^[a-z0-9_]+$"
 
@@ -32,8 +37,33 @@ class Condition(_Model):
     label: str
     # "class" in the YAML file: exclusion (contraindication) or caution (prescriber review).
     classification: Literal["exclusion", "caution"] = Field(alias="class")
+    basis: Basis
+    # The sources that make it a label contraindication or a clinic default; among `sources`.
+    basis_sources: list[str] = Field(min_length=1)
     text: str
     sources: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _basis_fits_the_class(self) -> Self:
+        where = f"condition {self.code!r}"
+        if self.basis == "label_contraindication" and self.classification != "exclusion":
+            raise ValueError(f"{where}: a label contraindication is an exclusion")
+        if self.basis == "label_warning" and self.classification != "caution":
+            raise ValueError(
+                f"{where}: a label warning is a caution; an exclusion is a label "
+                "contraindication or a clinic default"
+            )
+        if self.basis == "clinic_default" and CLINIC_CONVENTION not in self.basis_sources:
+            raise ValueError(f"{where}: a clinic default cites {CLINIC_CONVENTION}")
+        outside = sorted(set(self.basis_sources) - set(self.sources))
+        if outside:
+            raise ValueError(f"{where}: basis_sources not among its sources: {outside}")
+        return self
+
+    @property
+    def relaxable(self) -> bool:
+        """A default exclusion a clinic may relax to a caution with a recorded reason."""
+        return self.classification == "exclusion" and self.basis == "clinic_default"
 
 
 class Contraindications(_Model):
@@ -52,7 +82,7 @@ class Contraindications(_Model):
 
 
 class SettingDefault(_Model):
-    value: int | bool
+    value: int | bool | dict[str, str]
     sources: list[str] = Field(min_length=1)
     note: str | None = None
 
@@ -61,6 +91,21 @@ class StandardTreatment(_Model):
     ingredient: str
     drug_class: Literal["stimulant", "non-stimulant"]
     names: list[str] = Field(min_length=1)
+    # False for an ADHD medicine licensed only for children and adolescents: it is recognised,
+    # but its failure does not count as a failed standard *adult* treatment.
+    adult_standard: bool = True
+    # Why it is not an adult standard treatment (required when adult_standard is false).
+    not_adult_note: str | None = None
+    not_adult_sources: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _explained(self) -> Self:
+        if not self.adult_standard and not (self.not_adult_note and self.not_adult_sources):
+            raise ValueError(
+                f"{self.ingredient}: a treatment that is not an adult standard says why, with "
+                "sources (not_adult_note, not_adult_sources)"
+            )
+        return self
 
 
 class StandardTreatments(_Model):
@@ -111,7 +156,7 @@ def _check_sources(where: str, ids: set[str], known: set[str]) -> None:
 @cache
 def load_contraindications() -> Contraindications:
     data = Contraindications.model_validate(load_yaml("contraindications.yaml"))
-    ids = {s for c in data.conditions for s in c.sources}
+    ids = {s for c in data.conditions for s in (*c.sources, *c.basis_sources)}
     _check_sources("contraindications.yaml", ids, reference_ids())
     return data
 
@@ -120,6 +165,7 @@ def load_contraindications() -> Contraindications:
 def load_eligibility() -> EligibilityKnowledge:
     data = EligibilityKnowledge.model_validate(load_yaml("eligibility.yaml"))
     ids = set(data.standard_adhd_treatments.sources)
+    ids |= {s for drug in data.standard_adhd_treatments.drugs for s in drug.not_adult_sources}
     ids |= {s for setting in data.settings.values() for s in setting.sources}
     ids |= {s for reason in data.reasons.values() for s in reason.sources}
     _check_sources("eligibility.yaml", ids, reference_ids())

@@ -82,6 +82,8 @@ class SettingDef(_Model):
     sources: tuple[Slug, ...] = Field(min_length=1)
     note: str | None = None
     overridden: bool = False
+    # Where the value comes from when it is not this file's (e.g. the protocol dosed).
+    origin: str | None = None
 
 
 class OutcomeSettings(_Model):

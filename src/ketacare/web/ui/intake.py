@@ -16,11 +16,29 @@ from ketacare.app.errors import Conflict, InvalidInput
 from ketacare.app.permissions import Permission, require
 from ketacare.clinical.eligibility import HistoryCode, TreatmentResponse
 from ketacare.clinical.instruments import instrument
+from ketacare.knowledge.eligibility_defs import load_contraindications
 from ketacare.web.auth import CurrentPrincipal, DbSession
 from ketacare.web.ui.render import render
 
 router = APIRouter(prefix="/patients/{patient_id}")
 TREATMENT_ROWS = 4
+# The history checkboxes, grouped by what the default rules make of them.
+HISTORY_GROUPS = (
+    ("label_contraindication", "Contraindications in a product label (exclude)"),
+    ("clinic_default", "Excluded by the clinic's default for an elective, off-label treatment"),
+    ("caution", "Reviewed by a prescriber"),
+)
+
+
+def _history_groups() -> list[tuple[str, list[Any]]]:
+    """(heading, conditions) in the knowledge file's order; every HistoryCode appears once."""
+    conditions = load_contraindications().by_code()
+    groups: dict[str, list[Any]] = {key: [] for key, _ in HISTORY_GROUPS}
+    for code in HistoryCode:
+        condition = conditions[code.value]
+        key = condition.basis if condition.classification == "exclusion" else "caution"
+        groups[key].append(condition)
+    return [(heading, groups[key]) for key, heading in HISTORY_GROUPS if groups[key]]
 
 
 def _first_error(exc: ValidationError) -> dict[str, str]:
@@ -110,7 +128,7 @@ def _render_intake(
         chart=chart,
         values=values,
         errors=errors,
-        history_codes=list(HistoryCode),
+        history_groups=_history_groups(),
         responses=list(TreatmentResponse),
         rows=range(TREATMENT_ROWS),
     )

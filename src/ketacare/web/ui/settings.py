@@ -1,5 +1,6 @@
-"""Clinic settings: opening calendar, closed dates, second-person dose check and overrides of
-the cited monitoring defaults. Staff may read them; administrators change them."""
+"""Clinic settings: opening calendar, closed dates, second-person dose check, overrides of
+the cited monitoring defaults and default eligibility exclusions relaxed with a reason. Staff
+may read them; administrators change them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from starlette.datastructures import FormData
 
 from ketacare.app import clinic_settings as uc
 from ketacare.app.errors import Conflict, InvalidInput
+from ketacare.clinical.eligibility import RELAXATION_REASON_MIN
+from ketacare.knowledge.eligibility_defs import Condition, load_contraindications
 from ketacare.knowledge.protocol_defs import load_monitoring
 from ketacare.web.auth import CurrentPrincipal, DbSession, Principal
 from ketacare.web.ui.interactions import references
@@ -20,6 +23,15 @@ from ketacare.web.ui.render import render
 router = APIRouter(prefix="/admin")
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def _relaxable() -> list[Condition]:
+    """The default exclusions a clinic may relax (never a label contraindication)."""
+    return [c for c in load_contraindications().conditions if c.relaxable]
+
+
+def _label_contraindications() -> list[Condition]:
+    return [c for c in load_contraindications().conditions if c.basis == "label_contraindication"]
 
 
 def _values(current: uc.ClinicSettingsOut) -> dict[str, Any]:
@@ -31,6 +43,7 @@ def _values(current: uc.ClinicSettingsOut) -> dict[str, Any]:
         "closed_dates": "\n".join(d.isoformat() for d in cal.closed_dates),
         "require_second_check": current.require_second_check,
         "monitoring": {k: str(v) for k, v in current.monitoring.items()},
+        "relaxations": dict(current.eligibility_relaxations),
         "change_note": "",
         "version": current.version,
     }
@@ -53,6 +66,9 @@ def _from_form(form: FormData) -> dict[str, Any]:
         "closed_dates": text("closed_dates"),
         "require_second_check": form.get("require_second_check") == "on",
         "monitoring": monitoring,
+        "relaxations": {
+            c.code: text(f"relax.{c.code}") for c in _relaxable() if text(f"relax.{c.code}")
+        },
         "change_note": text("change_note"),
         "version": text("version"),
     }
@@ -91,6 +107,9 @@ def _render(
         saved=saved,
         weekdays=WEEKDAYS,
         defaults=load_monitoring().settings,
+        relaxable=_relaxable(),
+        label_contraindications=_label_contraindications(),
+        reason_min=RELAXATION_REASON_MIN,
         refs=references(),
     )
 
@@ -127,6 +146,7 @@ async def save_settings_form(
         # Dosing overrides have no form here; they are kept as they are.
         "dosing": current.dosing,
         "require_second_check": values["require_second_check"],
+        "eligibility_relaxations": values["relaxations"],
         "change_note": values["change_note"] or None,
     }
     try:
