@@ -4,9 +4,10 @@ end, scores, adverse events, alerts, discharge, sign-off sealing the record, ame
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from tests.app.test_sessions import PASSING, scheduled
@@ -212,20 +213,41 @@ GOOD = {
 }
 
 
-def _recovered(db: Session, world: ClinicWorld, sid: int) -> None:
-    nurse = world.actor(Role.NURSE)
+def _readings(db: Session, world: ClinicWorld, sid: int, *samples: dict[str, Any]) -> None:
+    """Readings ``minutes`` after the dose started (``ago``: minutes before now instead)."""
+    start = db.scalar(select(TreatmentSession.dose_started_at).where(TreatmentSession.id == sid))
+    assert start is not None
     batch = uc.VitalsBatch(
         samples=[
             {
-                "measured_at": utcnow() - timedelta(minutes=1),
-                "systolic": 126,
-                "diastolic": 80,
-                "heart_rate": 74,
-                "spo2": 98,
+                "measured_at": utcnow() - timedelta(minutes=sample.pop("ago"))
+                if "ago" in sample
+                else start + timedelta(minutes=sample.pop("minutes")),
+                **sample,
             }
-        ]  # type: ignore[list-item]
+            for sample in (dict(s) for s in samples)
+        ]  # type: ignore[misc]
     )
-    uc.ingest_vitals(db, nurse, sid, batch)
+    uc.ingest_vitals(db, world.actor(Role.NURSE), sid, batch)
+
+
+def _recovered(
+    db: Session,
+    world: ClinicWorld,
+    sid: int,
+    peak: tuple[float, float] = (138, 84),
+    latest: tuple[float, float] = (120, 76),
+) -> None:
+    """The reading at the 40-minute peak, the latest a minute ago (at or below the pre-dose
+    122/76), and the patient alert and no longer dissociated."""
+    nurse = world.actor(Role.NURSE)
+    _readings(
+        db,
+        world,
+        sid,
+        {"minutes": 40, "systolic": peak[0], "diastolic": peak[1], "heart_rate": 80, "spo2": 97},
+        {"ago": 1, "systolic": latest[0], "diastolic": latest[1], "heart_rate": 74, "spo2": 98},
+    )
     rec.record_score(db, nurse, sid, rec.SessionScoreIn(instrument="moaas", answers=[5]))
     rec.record_score(db, nurse, sid, rec.SessionScoreIn(instrument="cadss", answers=[0] * 23))
 
@@ -307,3 +329,111 @@ def test_a_prescriber_may_sign_with_criteria_open_only_with_a_reason(
     out = rec.sign_session(db, world_a.actor(Role.PRESCRIBER), sid, transfer)
     assert out["discharge"]["allowed"] is False
     assert out["discharge"]["override_reason"] == "Transferred to the emergency department"
+
+
+# --- discharge blood pressure from the session's own readings ----------------------------------
+
+
+def _dose_given_at(db: Session, world: ClinicWorld, systolic: int, diastolic: int) -> int:
+    """A dose given after a pre-dose reading of ``systolic``/``diastolic`` (a prescriber
+    acknowledges a caution and overrides a hold, as the clinic would)."""
+    weigh(db, world)
+    sid = scheduled(db, world)
+    check = uc.PreCheck(
+        systolic=systolic,
+        diastolic=diastolic,
+        heart_rate=72,
+        acknowledge_caution=True,
+        override_reason="Repeated at rest after 10 minutes; known treated hypertension.",
+        **PASSING,  # type: ignore[arg-type]
+    )
+    uc.start_session(db, world.actor(Role.PRESCRIBER), sid, check)
+    rec.order_dose(db, world.actor(Role.PRESCRIBER), sid, ORDER)
+    rec.start_dose(db, world.actor(Role.NURSE), sid)
+    rec.end_dose(db, world.actor(Role.NURSE), sid)
+    _age_the_dose(db, sid, 90)
+    return sid
+
+
+@pytest.mark.parametrize(
+    ("baseline", "peak", "latest", "failed"),
+    [
+        ((165, 105), (196, 126), (195, 125), {"bp_no_alert_band"}),
+        ((150, 95), (176, 110), (178, 112), {"bp_no_alert_band", "bp_at_baseline_or_falling"}),
+        (
+            (120, 80),
+            (110, 70),
+            (72, 40),
+            {"bp_no_alert_band", "bp_hypotension_floor", "bp_within_baseline_band"},
+        ),
+    ],
+)
+def test_blood_pressure_within_20_percent_or_below_140_90_no_longer_discharges(
+    db: Session,
+    world_a: ClinicWorld,
+    baseline: tuple[int, int],
+    peak: tuple[int, int],
+    latest: tuple[int, int],
+    failed: set[str],
+) -> None:
+    # Every other criterion is met: the blood pressure alone keeps the patient.
+    sid = _dose_given_at(db, world_a, *baseline)
+    _recovered(db, world_a, sid, peak=peak, latest=latest)
+    check = rec.discharge_preview(db, world_a.actor(Role.NURSE), sid, rec.DischargeForm(**GOOD))
+    assert check["allowed"] is False
+    statuses = {c["id"]: c["status"] for c in check["criteria"]}
+    assert {k for k, v in statuses.items() if v != "met"} == failed
+    assert {k for k, v in statuses.items() if v == "not_met"} == failed
+
+
+def test_the_discharge_check_reads_every_blood_pressure_since_the_dose_started(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    sid = _dose_given(db, world_a)
+    _age_the_dose(db, sid, 90)  # started 130 minutes ago, ended 90 minutes ago
+    _readings(
+        db,
+        world_a,
+        sid,
+        {"minutes": -5, "systolic": 124, "diastolic": 78},  # before the dose: not post-dose
+        {"minutes": 10, "systolic": 130, "diastolic": 80, "heart_rate": 88},
+        {"minutes": 41, "systolic": 150, "diastolic": 92, "heart_rate": 84},
+        {"minutes": 80, "systolic": 132, "diastolic": 80, "heart_rate": 76},
+        {"minutes": 120, "spo2": 97},  # a later sample without blood pressure or heart rate
+    )
+    check = rec.discharge_preview(db, world_a.actor(Role.NURSE), sid, rec.DischargeForm(**GOOD))
+    inputs = check["inputs"]
+    assert [(round(r["minutes_after_start"]), r["after_end"]) for r in inputs["bp_readings"]] == [
+        (10, False),
+        (41, True),
+        (80, True),
+    ]
+    # The latest heart rate and SpO2 since dosing ended, each from its own latest sample.
+    assert (inputs["heart_rate"], inputs["spo2"]) == (76, 97)
+    assert round(inputs["minutes_since_start"]) == 130
+    statuses = {c["id"]: c for c in check["criteria"]}
+    assert statuses["bp_reassessment"]["status"] == "met"
+    # 132/80 after 150/92, above the pre-dose 122/76 but falling.
+    assert statuses["bp_at_baseline_or_falling"]["status"] == "met"
+    assert (
+        "but falling: systolic 132 after 150; diastolic 80 after 92"
+        in (statuses["bp_at_baseline_or_falling"]["reason"])
+    )
+
+
+def test_readings_during_dosing_only_are_not_a_discharge_blood_pressure(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    sid = _dose_given(db, world_a)
+    _age_the_dose(db, sid, 90)
+    _readings(db, world_a, sid, {"minutes": 20, "systolic": 140, "diastolic": 86})
+    check = rec.discharge_preview(db, world_a.actor(Role.NURSE), sid, rec.DischargeForm(**GOOD))
+    criteria = {c["id"]: c for c in check["criteria"]}
+    assert criteria["bp_hypotension_floor"]["status"] == "unknown"
+    assert criteria["bp_hypotension_floor"]["reason"].startswith(
+        "No blood-pressure reading since dosing ended (the latest, 140/86 mmHg 20 min after "
+        "the dose started, was during dosing)"
+    )
+    # The 30-50 minute window has passed without a reading: a missed step.
+    assert criteria["bp_reassessment"]["status"] == "not_met"
+    assert criteria["heart_rate"]["reason"] == "No heart-rate reading since dosing ended."

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ketacare.app import sessions as uc
 from ketacare.app.permissions import Role
 from ketacare.store.models import (
     BodyMeasurement,
@@ -148,6 +149,21 @@ def test_a_session_from_checks_to_sign_off_through_the_forms(
             dose_ended_at=utcnow() - timedelta(minutes=75),
         )
     )
+    db.commit()
+    # The device's reading at the end of the 40-minute infusion: the reassessment is done.
+    device = uc.VitalsBatch.model_validate(
+        {
+            "samples": [
+                {
+                    "measured_at": utcnow() - timedelta(minutes=75),
+                    "systolic": 150,
+                    "diastolic": 90,
+                    "heart_rate": 84,
+                }
+            ]
+        }
+    )
+    uc.ingest_vitals(db, world_a.actor(Role.NURSE), sid, device)
     db.commit()
     _post(
         client,

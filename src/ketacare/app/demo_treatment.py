@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from ketacare.app.clinic_settings import EffectiveSettings
 from ketacare.app.courses import CourseCreate, _new_plan, store_plan
 from ketacare.app.permissions import Actor, Role
+from ketacare.app.session_record import post_dose_readings
 from ketacare.app.sessions import alert_row
 from ketacare.app.therapy import TherapyNote, window_status
 from ketacare.clinical.dosing import calculate_order
@@ -292,9 +293,11 @@ def _vitals(
     minute = 0
     while dose_at + timedelta(minutes=minute) <= until:
         shape = max(0.0, 1 - abs(minute - DOSE_MINUTES) / 50)
+        # Once the rise has passed, blood pressure settles at or just below the pre-dose value.
+        top = 3 if shape else 0
         sample = {
-            "systolic": round(base["systolic"] + surge * shape + rng.uniform(-3, 3)),
-            "diastolic": round(base["diastolic"] + surge * 0.6 * shape + rng.uniform(-2, 2)),
+            "systolic": round(base["systolic"] + surge * shape + rng.uniform(-3, top)),
+            "diastolic": round(base["diastolic"] + surge * 0.6 * shape + rng.uniform(-2, top)),
             "heart_rate": round(base["heart_rate"] + 8 * shape + rng.uniform(-3, 3)),
             "spo2": rng.choice([96, 97, 98, 98, 99]),
             "respiratory_rate": rng.randint(12, 16),
@@ -428,20 +431,17 @@ def _infusion(
     )
     if not sign:
         return
-    latest = db.scalar(
+    samples = db.scalars(
         select(VitalSample)
-        .where(VitalSample.session_id == row.id)
-        .order_by(VitalSample.measured_at.desc())
-        .limit(1)
-    )
-    assert latest is not None and row.baseline is not None
+        .where(VitalSample.session_id == row.id, VitalSample.measured_at >= dose_at)
+        .order_by(VitalSample.measured_at, VitalSample.id)
+    ).all()
+    assert row.baseline is not None
     signed_at = dose_end + timedelta(minutes=OBSERVE_MINUTES + 2)
     inputs = DischargeInputs(
         minutes_since_end=(signed_at - dose_end).total_seconds() / 60,
-        systolic=latest.systolic,
-        diastolic=latest.diastolic,
-        heart_rate=latest.heart_rate,
-        spo2=latest.spo2,
+        minutes_since_start=(signed_at - dose_at).total_seconds() / 60,
+        **post_dose_readings(samples, dose_at, dose_end),
         baseline_systolic=row.baseline["systolic"],
         baseline_diastolic=row.baseline["diastolic"],
         baseline_heart_rate=row.baseline["heart_rate"],
