@@ -15,9 +15,15 @@ from tests.conftest import ClinicWorld
 
 from ketacare.app import session_record as rec
 from ketacare.app import sessions as uc
-from ketacare.app.errors import Conflict, Forbidden, InvalidInput
+from ketacare.app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ketacare.app.permissions import Role
-from ketacare.store.models import BodyMeasurement, Clinic, TreatmentSession
+from ketacare.store.models import (
+    AuditEvent,
+    BodyMeasurement,
+    Clinic,
+    SessionEvent,
+    TreatmentSession,
+)
 from ketacare.store.types import utcnow
 
 ORDER = rec.OrderRequest(mg_per_kg=0.5, minutes=40, bag_volume_ml=100)
@@ -437,3 +443,66 @@ def test_readings_during_dosing_only_are_not_a_discharge_blood_pressure(
     # The 30-50 minute window has passed without a reading: a missed step.
     assert criteria["bp_reassessment"]["status"] == "not_met"
     assert criteria["heart_rate"]["reason"] == "No heart-rate reading since dosing ended."
+
+
+# --- acknowledging the alerts of one reading together -----------------------------------------
+
+
+def _surge(db: Session, world: ClinicWorld) -> tuple[int, list[int]]:
+    """A running session and the alerts one reading of 186/104 raised (after 122/76)."""
+    sid = running(db, world)
+    batch = uc.VitalsBatch(
+        samples=[{"measured_at": utcnow(), "systolic": 186, "diastolic": 104, "heart_rate": 135}]  # type: ignore[list-item]
+    )
+    raised = uc.ingest_vitals(db, world.actor(Role.NURSE), sid, batch).alerts
+    return sid, [a.id for a in raised]
+
+
+def test_the_alerts_of_one_reading_are_acknowledged_together(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    nurse = world_a.actor(Role.NURSE)
+    sid, ids = _surge(db, world_a)
+    assert len(ids) == 4  # systolic >= 180, heart rate > 130, both rises
+    action = "Infusion paused; repeat 160/92 after 5 minutes; prescriber informed"
+    out = rec.acknowledge_alerts(db, nurse, sid, rec.AlertsAckIn(alert_ids=ids, action=action))
+    db.commit()
+    assert out["alert_ids"] == sorted(ids)
+    assert rec.session_record(db, nurse, sid).acknowledged_alert_ids == sorted(ids)
+    events = db.scalars(
+        select(SessionEvent).where(SessionEvent.session_id == sid, SessionEvent.kind == "alert_ack")
+    ).all()
+    assert sorted(e.detail["alert_id"] for e in events) == sorted(ids)  # type: ignore[index]
+    assert {(e.text, e.at) for e in events} == {(action, out["acknowledged_at"])}
+    (audit,) = db.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "session.alert.ack", AuditEvent.outcome == "success"
+        )
+    ).all()
+    assert audit.detail == {"session_id": sid, "alert_ids": sorted(ids)}
+
+
+def test_acknowledging_together_is_all_or_none(db: Session, world_a: ClinicWorld) -> None:
+    nurse = world_a.actor(Role.NURSE)
+    sid, ids = _surge(db, world_a)
+    other, other_ids = _surge(db, world_a)
+    rec.acknowledge_alert(db, nurse, sid, ids[0], rec.AlertAckIn(action="Paused, rechecked"))
+    db.commit()
+    with pytest.raises(InvalidInput) as err:
+        rec.acknowledge_alerts(db, nurse, sid, rec.AlertsAckIn(alert_ids=ids, action="again"))
+    assert err.value.field == "alert_ids" and str(ids[0]) in err.value.message
+    db.rollback()
+    with pytest.raises(NotFound):
+        rec.acknowledge_alerts(
+            db, nurse, sid, rec.AlertsAckIn(alert_ids=[ids[1], other_ids[0]], action="both")
+        )
+    db.rollback()
+    assert rec.session_record(db, nurse, sid).acknowledged_alert_ids == [ids[0]]
+    assert rec.session_record(db, nurse, other).acknowledged_alert_ids == []
+    with pytest.raises(Forbidden):
+        rec.acknowledge_alerts(
+            db,
+            world_a.actor(Role.THERAPIST),
+            sid,
+            rec.AlertsAckIn(alert_ids=ids[1:], action="Seen"),
+        )

@@ -496,6 +496,53 @@ def acknowledge_alert(
         return {"alert_id": alert.id, "acknowledged_at": event.at, "action": data.action}
 
 
+class AlertsAckIn(BaseModel):
+    """Several alerts (those raised by one reading) acknowledged with one action."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    alert_ids: list[int] = Field(min_length=1, max_length=50)
+    action: str = Field(min_length=3, max_length=2000, description="What was done")
+
+
+def acknowledge_alerts(
+    db: Session, actor: Actor, session_id: int, data: AlertsAckIn
+) -> dict[str, Any]:
+    """Acknowledge alerts of the session together, in one transaction: each gets its own
+    acknowledgement event with the same action and time, so every reader of single
+    acknowledgements sees them. All or none: an alert not in the session, or already
+    acknowledged, refuses the whole request."""
+    with audited(db, actor, "session.alert.ack") as note:
+        require(actor, Permission.SESSION_WRITE)
+        row = open_session(db, actor, session_id)
+        note.patient_id = row.patient_id
+        ids = sorted(set(data.alert_ids))
+        found = set(
+            db.scalars(
+                select(SessionAlert.id).where(
+                    SessionAlert.id.in_(ids), SessionAlert.session_id == row.id
+                )
+            )
+        )
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise NotFound(f"No alert {', '.join(map(str, missing))} in session {session_id}.")
+        done = sorted(acknowledged_alerts(db, [row.id]) & found)
+        if done:
+            raise InvalidInput(
+                "alert_ids",
+                f"Alert {', '.join(map(str, done))} is already acknowledged: reload the session.",
+            )
+        now = utcnow()
+        for alert_id in ids:
+            add_event(
+                db, actor, row, "alert_ack", data.action, at=now, alert_id=alert_id, together=ids
+            )
+        db.flush()
+        note.detail = {"session_id": row.id, "alert_ids": ids}
+        return {"alert_ids": ids, "acknowledged_at": now, "action": data.action}
+
+
 # --- discharge and sign-off --------------------------------------------------------------------
 
 
