@@ -71,6 +71,22 @@ def test_settings_round_trip_and_feed_decisions(db: Session, world_a: ClinicWorl
         ({"bp_hold_systolic": 900}, "monitoring.bp_hold_systolic", "less than or equal to 250"),
         ({"bp_hold_sistolic": 170}, "monitoring.bp_hold_sistolic", "Extra inputs"),
         ({"cbt_window_start_hours": 80}, "monitoring", "CBT window must start before it ends"),
+        (
+            {"alert_systolic_critical_below": 95},
+            "monitoring",
+            "the critical low systolic threshold must be below the warning one "
+            "(alert_systolic_critical_below 95, alert_systolic_warning_below 90)",
+        ),
+        (
+            {"alert_heart_rate_critical_above": 100},
+            "monitoring",
+            "the critical high heart-rate threshold must be above the warning one",
+        ),
+        (
+            {"alert_mean_arterial_pressure_below": 20},
+            "monitoring.alert_mean_arterial_pressure_below",
+            "greater than or equal to 30",
+        ),
     ],
 )
 def test_an_invalid_override_names_the_field(
@@ -191,3 +207,30 @@ def test_a_relaxation_that_is_not_allowed_names_the_field(
     assert info.value.field == field
     assert text in info.value.message
     assert effective_settings(db, world_a.clinic.id).eligibility.relaxed_exclusions == {}
+
+
+def test_the_hypotension_and_critical_heart_rate_limits_are_clinic_settings(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    from ketacare.clinical.monitoring import alerts
+
+    change = {
+        "monitoring": {
+            "alert_systolic_warning_below": 95,
+            "alert_mean_arterial_pressure_below": 70,
+            "alert_heart_rate_critical_above": 140,
+            "discharge_systolic_at_least": 95,
+        },
+        "change_note": "Medical director: older patients on antihypertensives (protocol v4).",
+    }
+    update_clinic_settings(
+        db, world_a.actor(Role.ADMIN), ClinicSettingsIn.model_validate(change), 1
+    )
+    monitoring = effective_settings(db, world_a.clinic.id).monitoring
+    assert [a.code for a in alerts({"systolic": 94, "diastolic": 62}, None, monitoring)] == [
+        "systolic_low"
+    ]
+    assert [a.severity for a in alerts({"heart_rate": 135}, None, monitoring)] == ["warning"]
+    defaults = get_clinic_settings(db, world_a.actor(Role.NURSE)).effective_monitoring
+    assert defaults["alert_systolic_critical_below"] == 80  # the cited default still
+    assert defaults["discharge_systolic_at_least"] == 95

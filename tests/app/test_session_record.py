@@ -4,9 +4,10 @@ end, scores, adverse events, alerts, discharge, sign-off sealing the record, ame
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from tests.app.test_sessions import PASSING, scheduled
@@ -14,9 +15,15 @@ from tests.conftest import ClinicWorld
 
 from ketacare.app import session_record as rec
 from ketacare.app import sessions as uc
-from ketacare.app.errors import Conflict, Forbidden, InvalidInput
+from ketacare.app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ketacare.app.permissions import Role
-from ketacare.store.models import BodyMeasurement, Clinic, TreatmentSession
+from ketacare.store.models import (
+    AuditEvent,
+    BodyMeasurement,
+    Clinic,
+    SessionEvent,
+    TreatmentSession,
+)
 from ketacare.store.types import utcnow
 
 ORDER = rec.OrderRequest(mg_per_kg=0.5, minutes=40, bag_volume_ml=100)
@@ -212,20 +219,41 @@ GOOD = {
 }
 
 
-def _recovered(db: Session, world: ClinicWorld, sid: int) -> None:
-    nurse = world.actor(Role.NURSE)
+def _readings(db: Session, world: ClinicWorld, sid: int, *samples: dict[str, Any]) -> None:
+    """Readings ``minutes`` after the dose started (``ago``: minutes before now instead)."""
+    start = db.scalar(select(TreatmentSession.dose_started_at).where(TreatmentSession.id == sid))
+    assert start is not None
     batch = uc.VitalsBatch(
         samples=[
             {
-                "measured_at": utcnow() - timedelta(minutes=1),
-                "systolic": 126,
-                "diastolic": 80,
-                "heart_rate": 74,
-                "spo2": 98,
+                "measured_at": utcnow() - timedelta(minutes=sample.pop("ago"))
+                if "ago" in sample
+                else start + timedelta(minutes=sample.pop("minutes")),
+                **sample,
             }
-        ]  # type: ignore[list-item]
+            for sample in (dict(s) for s in samples)
+        ]  # type: ignore[misc]
     )
-    uc.ingest_vitals(db, nurse, sid, batch)
+    uc.ingest_vitals(db, world.actor(Role.NURSE), sid, batch)
+
+
+def _recovered(
+    db: Session,
+    world: ClinicWorld,
+    sid: int,
+    peak: tuple[float, float] = (138, 84),
+    latest: tuple[float, float] = (120, 76),
+) -> None:
+    """The reading at the 40-minute peak, the latest a minute ago (at or below the pre-dose
+    122/76), and the patient alert and no longer dissociated."""
+    nurse = world.actor(Role.NURSE)
+    _readings(
+        db,
+        world,
+        sid,
+        {"minutes": 40, "systolic": peak[0], "diastolic": peak[1], "heart_rate": 80, "spo2": 97},
+        {"ago": 1, "systolic": latest[0], "diastolic": latest[1], "heart_rate": 74, "spo2": 98},
+    )
     rec.record_score(db, nurse, sid, rec.SessionScoreIn(instrument="moaas", answers=[5]))
     rec.record_score(db, nurse, sid, rec.SessionScoreIn(instrument="cadss", answers=[0] * 23))
 
@@ -307,3 +335,174 @@ def test_a_prescriber_may_sign_with_criteria_open_only_with_a_reason(
     out = rec.sign_session(db, world_a.actor(Role.PRESCRIBER), sid, transfer)
     assert out["discharge"]["allowed"] is False
     assert out["discharge"]["override_reason"] == "Transferred to the emergency department"
+
+
+# --- discharge blood pressure from the session's own readings ----------------------------------
+
+
+def _dose_given_at(db: Session, world: ClinicWorld, systolic: int, diastolic: int) -> int:
+    """A dose given after a pre-dose reading of ``systolic``/``diastolic`` (a prescriber
+    acknowledges a caution and overrides a hold, as the clinic would)."""
+    weigh(db, world)
+    sid = scheduled(db, world)
+    check = uc.PreCheck(
+        systolic=systolic,
+        diastolic=diastolic,
+        heart_rate=72,
+        acknowledge_caution=True,
+        override_reason="Repeated at rest after 10 minutes; known treated hypertension.",
+        **PASSING,  # type: ignore[arg-type]
+    )
+    uc.start_session(db, world.actor(Role.PRESCRIBER), sid, check)
+    rec.order_dose(db, world.actor(Role.PRESCRIBER), sid, ORDER)
+    rec.start_dose(db, world.actor(Role.NURSE), sid)
+    rec.end_dose(db, world.actor(Role.NURSE), sid)
+    _age_the_dose(db, sid, 90)
+    return sid
+
+
+@pytest.mark.parametrize(
+    ("baseline", "peak", "latest", "failed"),
+    [
+        ((165, 105), (196, 126), (195, 125), {"bp_no_alert_band"}),
+        ((150, 95), (176, 110), (178, 112), {"bp_no_alert_band", "bp_at_baseline_or_falling"}),
+        (
+            (120, 80),
+            (110, 70),
+            (72, 40),
+            {"bp_no_alert_band", "bp_hypotension_floor", "bp_within_baseline_band"},
+        ),
+    ],
+)
+def test_blood_pressure_within_20_percent_or_below_140_90_no_longer_discharges(
+    db: Session,
+    world_a: ClinicWorld,
+    baseline: tuple[int, int],
+    peak: tuple[int, int],
+    latest: tuple[int, int],
+    failed: set[str],
+) -> None:
+    # Every other criterion is met: the blood pressure alone keeps the patient.
+    sid = _dose_given_at(db, world_a, *baseline)
+    _recovered(db, world_a, sid, peak=peak, latest=latest)
+    check = rec.discharge_preview(db, world_a.actor(Role.NURSE), sid, rec.DischargeForm(**GOOD))
+    assert check["allowed"] is False
+    statuses = {c["id"]: c["status"] for c in check["criteria"]}
+    assert {k for k, v in statuses.items() if v != "met"} == failed
+    assert {k for k, v in statuses.items() if v == "not_met"} == failed
+
+
+def test_the_discharge_check_reads_every_blood_pressure_since_the_dose_started(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    sid = _dose_given(db, world_a)
+    _age_the_dose(db, sid, 90)  # started 130 minutes ago, ended 90 minutes ago
+    _readings(
+        db,
+        world_a,
+        sid,
+        {"minutes": -5, "systolic": 124, "diastolic": 78},  # before the dose: not post-dose
+        {"minutes": 10, "systolic": 130, "diastolic": 80, "heart_rate": 88},
+        {"minutes": 41, "systolic": 150, "diastolic": 92, "heart_rate": 84},
+        {"minutes": 80, "systolic": 132, "diastolic": 80, "heart_rate": 76},
+        {"minutes": 120, "spo2": 97},  # a later sample without blood pressure or heart rate
+    )
+    check = rec.discharge_preview(db, world_a.actor(Role.NURSE), sid, rec.DischargeForm(**GOOD))
+    inputs = check["inputs"]
+    assert [(round(r["minutes_after_start"]), r["after_end"]) for r in inputs["bp_readings"]] == [
+        (10, False),
+        (41, True),
+        (80, True),
+    ]
+    # The latest heart rate and SpO2 since dosing ended, each from its own latest sample.
+    assert (inputs["heart_rate"], inputs["spo2"]) == (76, 97)
+    assert round(inputs["minutes_since_start"]) == 130
+    statuses = {c["id"]: c for c in check["criteria"]}
+    assert statuses["bp_reassessment"]["status"] == "met"
+    # 132/80 after 150/92, above the pre-dose 122/76 but falling.
+    assert statuses["bp_at_baseline_or_falling"]["status"] == "met"
+    assert (
+        "but falling: systolic 132 after 150; diastolic 80 after 92"
+        in (statuses["bp_at_baseline_or_falling"]["reason"])
+    )
+
+
+def test_readings_during_dosing_only_are_not_a_discharge_blood_pressure(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    sid = _dose_given(db, world_a)
+    _age_the_dose(db, sid, 90)
+    _readings(db, world_a, sid, {"minutes": 20, "systolic": 140, "diastolic": 86})
+    check = rec.discharge_preview(db, world_a.actor(Role.NURSE), sid, rec.DischargeForm(**GOOD))
+    criteria = {c["id"]: c for c in check["criteria"]}
+    assert criteria["bp_hypotension_floor"]["status"] == "unknown"
+    assert criteria["bp_hypotension_floor"]["reason"].startswith(
+        "No blood-pressure reading since dosing ended (the latest, 140/86 mmHg 20 min after "
+        "the dose started, was during dosing)"
+    )
+    # The 30-50 minute window has passed without a reading: a missed step.
+    assert criteria["bp_reassessment"]["status"] == "not_met"
+    assert criteria["heart_rate"]["reason"] == "No heart-rate reading since dosing ended."
+
+
+# --- acknowledging the alerts of one reading together -----------------------------------------
+
+
+def _surge(db: Session, world: ClinicWorld) -> tuple[int, list[int]]:
+    """A running session and the alerts one reading of 186/104 raised (after 122/76)."""
+    sid = running(db, world)
+    batch = uc.VitalsBatch(
+        samples=[{"measured_at": utcnow(), "systolic": 186, "diastolic": 104, "heart_rate": 135}]  # type: ignore[list-item]
+    )
+    raised = uc.ingest_vitals(db, world.actor(Role.NURSE), sid, batch).alerts
+    return sid, [a.id for a in raised]
+
+
+def test_the_alerts_of_one_reading_are_acknowledged_together(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    nurse = world_a.actor(Role.NURSE)
+    sid, ids = _surge(db, world_a)
+    assert len(ids) == 4  # systolic >= 180, heart rate > 130, both rises
+    action = "Infusion paused; repeat 160/92 after 5 minutes; prescriber informed"
+    out = rec.acknowledge_alerts(db, nurse, sid, rec.AlertsAckIn(alert_ids=ids, action=action))
+    db.commit()
+    assert out["alert_ids"] == sorted(ids)
+    assert rec.session_record(db, nurse, sid).acknowledged_alert_ids == sorted(ids)
+    events = db.scalars(
+        select(SessionEvent).where(SessionEvent.session_id == sid, SessionEvent.kind == "alert_ack")
+    ).all()
+    assert sorted(e.detail["alert_id"] for e in events) == sorted(ids)  # type: ignore[index]
+    assert {(e.text, e.at) for e in events} == {(action, out["acknowledged_at"])}
+    (audit,) = db.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "session.alert.ack", AuditEvent.outcome == "success"
+        )
+    ).all()
+    assert audit.detail == {"session_id": sid, "alert_ids": sorted(ids)}
+
+
+def test_acknowledging_together_is_all_or_none(db: Session, world_a: ClinicWorld) -> None:
+    nurse = world_a.actor(Role.NURSE)
+    sid, ids = _surge(db, world_a)
+    other, other_ids = _surge(db, world_a)
+    rec.acknowledge_alert(db, nurse, sid, ids[0], rec.AlertAckIn(action="Paused, rechecked"))
+    db.commit()
+    with pytest.raises(InvalidInput) as err:
+        rec.acknowledge_alerts(db, nurse, sid, rec.AlertsAckIn(alert_ids=ids, action="again"))
+    assert err.value.field == "alert_ids" and str(ids[0]) in err.value.message
+    db.rollback()
+    with pytest.raises(NotFound):
+        rec.acknowledge_alerts(
+            db, nurse, sid, rec.AlertsAckIn(alert_ids=[ids[1], other_ids[0]], action="both")
+        )
+    db.rollback()
+    assert rec.session_record(db, nurse, sid).acknowledged_alert_ids == [ids[0]]
+    assert rec.session_record(db, nurse, other).acknowledged_alert_ids == []
+    with pytest.raises(Forbidden):
+        rec.acknowledge_alerts(
+            db,
+            world_a.actor(Role.THERAPIST),
+            sid,
+            rec.AlertsAckIn(alert_ids=ids[1:], action="Seen"),
+        )

@@ -139,6 +139,31 @@ def test_rebuilding_the_summaries_of_the_demo_changes_nothing(temp_database: Pat
     assert summaries() == before
 
 
+def test_the_demo_shows_a_transient_hypotension_acknowledged(temp_database: Path) -> None:
+    runner.invoke(app, ["demo"])
+    with sqlite3.connect(temp_database) as conn:
+        alerts = conn.execute(
+            "SELECT a.id, a.session_id, a.severity, a.value, v.systolic, v.diastolic "
+            "FROM session_alerts a JOIN vital_samples v ON v.id = a.vital_sample_id "
+            "WHERE a.code = 'systolic_low'"
+        ).fetchall()
+        assert [row[2:] for row in alerts] == [("warning", 84.0, 84.0, 50.0)]
+        (alert_id, session_id) = alerts[0][:2]
+        acks = conn.execute(
+            "SELECT text FROM session_events WHERE kind = 'alert_ack' "
+            "AND json_extract(detail, '$.alert_id') = ?",
+            (alert_id,),
+        ).fetchall()
+        assert len(acks) == 1 and acks[0][0].startswith("Lay flat with legs raised")
+        signed = conn.execute(
+            "SELECT signed_at IS NOT NULL, json_extract(discharge, '$.allowed') "
+            "FROM treatment_sessions WHERE id = ?",
+            (session_id,),
+        ).fetchone()
+        # Back to normal before discharge: signed with every criterion met.
+        assert signed == (1, 1)
+
+
 def test_totp_reset_turns_two_factor_off_and_names_a_wrong_user() -> None:
     runner.invoke(app, ["demo"])
     engine = make_engine(get_settings().effective_database_url)

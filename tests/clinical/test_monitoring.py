@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ketacare.clinical.monitoring import (
+    BpReading,
     DischargeInputs,
     MonitoringSettings,
     VitalSignError,
@@ -125,6 +127,23 @@ ALERTS = [
     ({"respiratory_rate": 10}, {}),
     ({"respiratory_rate": 9}, {"respiratory_rate_low": "critical"}),
     ({}, {}),
+    # Hypotension: systolic 90 / 80, mean arterial pressure 65; one alert per reading.
+    ({"systolic": 90, "diastolic": 55}, {}),  # MAP 66.7
+    ({"systolic": 89, "diastolic": 55}, {"systolic_low": "warning"}),
+    ({"systolic": 84, "diastolic": 50}, {"systolic_low": "warning"}),  # MAP 61.3 too
+    ({"systolic": 80, "diastolic": 50}, {"systolic_low": "warning"}),
+    ({"systolic": 79, "diastolic": 50}, {"systolic_low_critical": "critical"}),
+    ({"systolic": 75, "diastolic": 40}, {"systolic_low_critical": "critical"}),
+    ({"systolic": 95, "diastolic": 50}, {}),  # MAP exactly 65
+    ({"systolic": 95, "diastolic": 49}, {"mean_arterial_pressure_low": "warning"}),  # 64.3
+    ({"systolic": 100, "diastolic": 45}, {"mean_arterial_pressure_low": "warning"}),  # 63.3
+    ({"systolic": 75}, {"systolic_low_critical": "critical"}),  # no MAP without a diastolic
+    ({"diastolic": 40}, {}),
+    # Heart rate: warnings at 110 / 50, critical beyond 130 / below 40.
+    ({"heart_rate": 130}, {"heart_rate_high": "warning"}),
+    ({"heart_rate": 131}, {"heart_rate_high_critical": "critical"}),
+    ({"heart_rate": 40}, {"heart_rate_low": "warning"}),
+    ({"heart_rate": 39}, {"heart_rate_low_critical": "critical"}),
 ]
 
 
@@ -134,8 +153,66 @@ def test_alert_rules_at_their_edges(sample: dict[str, float], expected: dict[str
     assert {a.code: a.severity for a in raised} == expected
     for alert in raised:
         assert alert.text and alert.sources and set(alert.sources) <= reference_ids()
-        assert alert.value == sample[alert.field]
+        if alert.field == "mean_arterial_pressure":
+            expected = (sample["systolic"] + 2 * sample["diastolic"]) / 3
+            assert alert.value == round(expected, 1)
+        else:
+            assert alert.value == sample[alert.field]
         assert alert.knowledge_version == knowledge_version()
+
+
+def test_hypotension_raises_an_alert_without_a_baseline() -> None:
+    # It used to return nothing: no rule looked below any threshold for blood pressure.
+    (alert,) = alerts({"systolic": 75, "diastolic": 40})
+    assert (alert.code, alert.severity, alert.threshold) == (
+        "systolic_low_critical",
+        "critical",
+        80,
+    )
+    assert "Systolic 75 mmHg is below 80" in alert.text
+    assert "ketalar-us-pi-hemodynamic" in alert.sources
+
+
+def test_the_mean_arterial_pressure_alert_shows_the_reading_it_comes_from() -> None:
+    (alert,) = alerts({"systolic": 100, "diastolic": 45})
+    assert (alert.field, alert.value, alert.threshold) == ("mean_arterial_pressure", 63.3, 65)
+    assert "Mean arterial pressure 63.3 mmHg (100/45) is below 65" in alert.text
+    assert alert.setting == "alert_mean_arterial_pressure_below"
+
+
+def test_a_surge_and_a_fast_heart_rate_are_raised_together_critical_first() -> None:
+    raised = alerts({"systolic": 186, "diastolic": 98, "heart_rate": 135}, BASELINE)
+    assert [(a.code, a.severity) for a in raised] == [
+        ("systolic_high", "critical"),
+        ("heart_rate_high_critical", "critical"),
+        ("systolic_rise", "warning"),
+        ("diastolic_rise", "warning"),
+    ]
+
+
+def test_low_alert_thresholds_come_from_the_clinic_settings() -> None:
+    custom = MonitoringSettings.defaults().model_copy(
+        update={"alert_systolic_warning_below": 100, "alert_mean_arterial_pressure_below": 70}
+    )
+    (alert,) = alerts({"systolic": 98, "diastolic": 60}, None, custom)
+    assert (alert.code, alert.threshold) == ("systolic_low", 100)
+    (alert,) = alerts({"systolic": 105, "diastolic": 50}, None, custom)  # MAP 68.3
+    assert (alert.code, alert.threshold) == ("mean_arterial_pressure_low", 70)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"alert_systolic_critical_below": 90}, "critical low systolic threshold"),
+        ({"alert_systolic_warning_below": 85, "alert_systolic_critical_below": 85}, "critical low"),
+        ({"alert_heart_rate_critical_above": 110}, "critical high heart-rate threshold"),
+        ({"alert_heart_rate_critical_below": 50}, "critical low heart-rate threshold"),
+        ({"alert_heart_rate_below": 115}, "low heart-rate threshold must be below the high"),
+    ],
+)
+def test_alert_settings_must_keep_their_order(changes: dict[str, int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        MonitoringSettings.model_validate({**MonitoringSettings.defaults().model_dump(), **changes})
 
 
 @pytest.mark.parametrize(
@@ -261,10 +338,18 @@ def test_vital_sign_codes() -> None:
 
 # --- discharge -----------------------------------------------------------------------------------
 
+
+def bp(*readings: tuple[float, int, int]) -> tuple[BpReading, ...]:
+    """Post-dose readings (minutes after the dose start, systolic, diastolic) of a 40-minute
+    infusion: those from minute 40 on were taken after dosing ended."""
+    return tuple(BpReading(m, s, d, after_end=m >= 40) for m, s, d in readings)
+
+
 READY = DischargeInputs(
     minutes_since_end=60,
-    systolic=132,
-    diastolic=84,
+    minutes_since_start=100,
+    # The peak at the end of the infusion, then falling towards the pre-dose 128/80.
+    bp_readings=bp((20, 140, 88), (40, 148, 92), (80, 136, 86), (100, 132, 84)),
     heart_rate=76,
     baseline_systolic=128,
     baseline_diastolic=80,
@@ -278,14 +363,21 @@ READY = DischargeInputs(
     escort_confirmed=True,
     driving_counselling_documented=True,
 )
+BP_CRITERIA = (
+    "bp_no_alert_band",
+    "bp_hypotension_floor",
+    "bp_at_baseline_or_falling",
+    "bp_within_baseline_band",
+    "bp_reassessment",
+)
 
 
 def test_iv_patient_ready_for_discharge() -> None:
     result = discharge_check(READY, "iv-ketamine")
     assert result.allowed
-    assert {c.id for c in result.criteria} == {
+    assert [c.id for c in result.criteria] == [
         "observation_time",
-        "blood_pressure",
+        *BP_CRITERIA,
         "heart_rate",
         "spo2",
         "sedation",
@@ -293,21 +385,70 @@ def test_iv_patient_ready_for_discharge() -> None:
         "dissociation",
         "escort",
         "driving_counselling",
-    }
+    ]
     assert all(c.status == "met" and c.reason and c.sources for c in result.criteria)
     assert result.observation_minutes == 60
     assert result.settings["discharge_spo2_above"] == 92
+    assert result.settings["discharge_systolic_at_least"] == 90
     assert result.knowledge_version == knowledge_version()
     assert result.to_json_dict()["allowed"] is True
 
 
 def test_esketamine_needs_two_hours_and_the_rems_form() -> None:
-    result = discharge_check(replace(READY, minutes_since_end=119), "intranasal-esketamine")
+    waiting = replace(READY, minutes_since_end=119, minutes_since_start=159)
+    result = discharge_check(waiting, "intranasal-esketamine")
     assert not result.allowed
     assert result.criterion("observation_time").status == "not_met"
     assert result.criterion("rems_form").status == "unknown"
-    done = replace(READY, minutes_since_end=120, rems_form_queued=True)
+    done = replace(READY, minutes_since_end=120, minutes_since_start=160, rems_form_queued=True)
     assert discharge_check(done, "intranasal-esketamine").allowed
+
+
+# The blood pressure that used to pass: below 140/90 *or* within 20% of the pre-dose reading.
+# Each reading is the latest of a session, 60 minutes after a 40-minute infusion ended, after
+# a reading at the 40-minute peak; the criteria it fails.
+USED_TO_PASS = [
+    # Within 20% of a 165/105 baseline, yet two critical alerts (>= 180, >= 110).
+    ((165, 105), (196, 126), (195, 125), {"bp_no_alert_band"}),
+    # Within 20% of 150/95, yet diastolic >= 110 (critical), above baseline and not falling.
+    ((150, 95), (176, 110), (178, 112), {"bp_no_alert_band", "bp_at_baseline_or_falling"}),
+    # Below 140/90, yet 40% under 120/80: severe hypotension.
+    (
+        (120, 80),
+        (110, 70),
+        (72, 40),
+        {"bp_no_alert_band", "bp_hypotension_floor", "bp_within_baseline_band"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("baseline", "peak", "latest", "failed"), USED_TO_PASS)
+def test_blood_pressure_that_used_to_pass_discharge_does_not(
+    baseline: tuple[int, int], peak: tuple[int, int], latest: tuple[int, int], failed: set[str]
+) -> None:
+    inputs = replace(
+        READY,
+        baseline_systolic=baseline[0],
+        baseline_diastolic=baseline[1],
+        bp_readings=bp((40, *peak), (100, *latest)),
+    )
+    result = discharge_check(inputs, "iv-ketamine")
+    assert not result.allowed
+    assert {c.id for c in result.not_met} == failed
+    assert {c.id for c in result.unknown} == set()
+
+
+def test_the_alert_band_criterion_names_the_alerts() -> None:
+    inputs = replace(
+        READY,
+        baseline_systolic=165,
+        baseline_diastolic=105,
+        bp_readings=bp((40, 196, 126), (100, 195, 125)),
+    )
+    reason = discharge_check(inputs, "iv-ketamine").criterion("bp_no_alert_band").reason
+    assert "195/125 mmHg (100 min after the dose started) is in an alert band" in reason
+    assert "systolic 195 at or above 180 (critical)" in reason
+    assert "diastolic 125 at or above 110 (critical)" in reason
 
 
 DISCHARGE = [
@@ -315,12 +456,69 @@ DISCHARGE = [
     ({"minutes_since_end": 59}, "observation_time", "not_met"),
     ({"minutes_since_end": 60}, "observation_time", "met"),
     ({"minutes_since_end": None}, "observation_time", "unknown"),
-    ({"systolic": 139, "diastolic": 89, "baseline_systolic": None}, "blood_pressure", "met"),
-    ({"systolic": 150, "diastolic": 84, "baseline_systolic": None}, "blood_pressure", "unknown"),
-    ({"systolic": 153, "diastolic": 96, "baseline_systolic": 128}, "blood_pressure", "met"),
-    ({"systolic": 154, "diastolic": 96, "baseline_systolic": 128}, "blood_pressure", "not_met"),
-    ({"systolic": 150, "diastolic": 97, "baseline_diastolic": 80}, "blood_pressure", "not_met"),
-    ({"systolic": None}, "blood_pressure", "unknown"),
+    # No alert band: the latest reading with the session's baseline and the alert rules.
+    (
+        {"bp_readings": bp((40, 190, 100), (100, 179, 96)), "baseline_systolic": 150},
+        "bp_no_alert_band",
+        "met",
+    ),
+    (
+        {"bp_readings": bp((40, 190, 100), (100, 180, 96)), "baseline_systolic": 150},
+        "bp_no_alert_band",
+        "not_met",
+    ),
+    ({"bp_readings": bp((40, 190, 100), (100, 168, 96))}, "bp_no_alert_band", "not_met"),  # +40
+    ({"bp_readings": bp((40, 160, 100), (100, 150, 105))}, "bp_no_alert_band", "not_met"),
+    ({"bp_readings": bp((40, 130, 80), (100, 89, 60))}, "bp_no_alert_band", "not_met"),
+    ({"bp_readings": bp((40, 130, 80), (100, 96, 49))}, "bp_no_alert_band", "not_met"),  # MAP
+    ({"baseline_systolic": None}, "bp_no_alert_band", "unknown"),
+    # ... a critical reading earlier after dosing that has since settled does not count.
+    ({"bp_readings": bp((40, 186, 112), (70, 150, 95), (100, 128, 80))}, "bp_no_alert_band", "met"),
+    # The hypotension floor.
+    ({"bp_readings": bp((40, 130, 80), (100, 90, 60))}, "bp_hypotension_floor", "met"),
+    ({"bp_readings": bp((40, 130, 80), (100, 89, 60))}, "bp_hypotension_floor", "not_met"),
+    # At or below the pre-dose 128/80, or falling on every axis still above it.
+    ({"bp_readings": bp((40, 150, 90), (100, 128, 80))}, "bp_at_baseline_or_falling", "met"),
+    ({"bp_readings": bp((40, 120, 70), (100, 126, 78))}, "bp_at_baseline_or_falling", "met"),
+    ({"bp_readings": bp((40, 150, 90), (100, 140, 89))}, "bp_at_baseline_or_falling", "met"),
+    ({"bp_readings": bp((40, 150, 90), (100, 140, 90))}, "bp_at_baseline_or_falling", "not_met"),
+    ({"bp_readings": bp((40, 140, 85), (100, 141, 84))}, "bp_at_baseline_or_falling", "not_met"),
+    # ... only the axis above baseline has to fall: the diastolic is back at 80.
+    ({"bp_readings": bp((40, 140, 76), (100, 139, 80))}, "bp_at_baseline_or_falling", "met"),
+    (
+        {
+            "bp_readings": bp(
+                (100, 132, 84),
+            )
+        },
+        "bp_at_baseline_or_falling",
+        "unknown",
+    ),
+    ({"baseline_diastolic": None}, "bp_at_baseline_or_falling", "unknown"),
+    # The 20% band of Aldrete, as an extra condition.
+    ({"bp_readings": bp((40, 160, 100), (100, 153, 96))}, "bp_within_baseline_band", "met"),
+    ({"bp_readings": bp((40, 160, 100), (100, 154, 96))}, "bp_within_baseline_band", "not_met"),
+    ({"bp_readings": bp((40, 160, 100), (100, 150, 97))}, "bp_within_baseline_band", "not_met"),
+    ({"bp_readings": bp((40, 130, 80), (100, 103, 64))}, "bp_within_baseline_band", "met"),
+    ({"bp_readings": bp((40, 130, 80), (100, 103, 63))}, "bp_within_baseline_band", "not_met"),
+    ({"bp_readings": bp((40, 130, 80), (100, 102, 64))}, "bp_within_baseline_band", "not_met"),
+    ({"baseline_systolic": None}, "bp_within_baseline_band", "unknown"),
+    # A reading 30-50 minutes after the dose started (IV: the expected peak at 40).
+    ({"bp_readings": bp((30, 140, 88), (100, 132, 84))}, "bp_reassessment", "met"),
+    ({"bp_readings": bp((50, 140, 88), (100, 132, 84))}, "bp_reassessment", "met"),
+    ({"bp_readings": bp((29.5, 140, 88), (100, 132, 84))}, "bp_reassessment", "not_met"),
+    ({"bp_readings": bp((51, 140, 88), (100, 132, 84))}, "bp_reassessment", "not_met"),
+    (
+        {"bp_readings": bp((20, 140, 88)), "minutes_since_start": 45, "minutes_since_end": 5},
+        "bp_reassessment",
+        "unknown",
+    ),
+    ({"bp_readings": bp((20, 140, 88)), "minutes_since_start": None}, "bp_reassessment", "unknown"),
+    # No blood pressure since dosing ended: every blood-pressure criterion is unknown.
+    ({"bp_readings": bp((20, 140, 88), (39, 146, 90))}, "bp_no_alert_band", "unknown"),
+    ({"bp_readings": ()}, "bp_hypotension_floor", "unknown"),
+    ({"bp_readings": bp((39, 146, 90))}, "bp_at_baseline_or_falling", "unknown"),
+    ({"bp_readings": bp((39, 146, 90))}, "bp_within_baseline_band", "unknown"),
     ({"heart_rate": 86, "baseline_heart_rate": 72}, "heart_rate", "met"),  # +14 = 19.4%
     ({"heart_rate": 87, "baseline_heart_rate": 72}, "heart_rate", "not_met"),
     ({"heart_rate": 56, "baseline_heart_rate": 70}, "heart_rate", "met"),  # -20%
@@ -359,9 +557,57 @@ def test_discharge_criteria(changes: dict[str, Any], criterion: str, status: str
     result = discharge_check(replace(READY, **changes), "iv-ketamine")
     assert result.criterion(criterion).status == status, result.criterion(criterion)
     # Unknown never counts as met: discharge needs every required criterion met.
-    assert result.allowed is (status == "met")
     if status != "met":
+        assert not result.allowed
         assert criterion in {c.id for c in (*result.not_met, *result.unknown)}
+
+
+def test_the_falling_criterion_explains_the_trend() -> None:
+    falling = replace(READY, bp_readings=bp((40, 150, 90), (80, 144, 91), (100, 140, 89)))
+    reason = discharge_check(falling, "iv-ketamine").criterion("bp_at_baseline_or_falling").reason
+    assert "above the pre-dose 128/80 (systolic and diastolic), but falling" in reason
+    assert "systolic 140 after 144; diastolic 89 after 91 (post-dose peak 150/91)" in reason
+
+
+def test_a_missed_reassessment_names_the_window() -> None:
+    late = replace(READY, bp_readings=bp((60, 140, 88), (100, 132, 84)))
+    criterion = discharge_check(late, "intranasal-esketamine").criterion("bp_reassessment")
+    assert criterion.status == "not_met"
+    assert "No blood-pressure reading 30-50 min after the dose started" in criterion.reason
+    assert "(due at about 40 min)" in criterion.reason
+
+
+def test_no_blood_pressure_since_dosing_ended_is_said_precisely() -> None:
+    during = replace(READY, bp_readings=bp((20, 140, 88), (39, 146, 90)))
+    reason = discharge_check(during, "iv-ketamine").criterion("bp_hypotension_floor").reason
+    assert reason == (
+        "No blood-pressure reading since dosing ended (the latest, 146/90 mmHg 39 min after "
+        "the dose started, was during dosing): take one."
+    )
+    running = replace(READY, minutes_since_end=None, bp_readings=bp((20, 140, 88)))
+    reason = discharge_check(running, "iv-ketamine").criterion("bp_hypotension_floor").reason
+    assert reason.startswith("Dosing has not ended")
+    reason = discharge_check(replace(READY, heart_rate=None), "iv-ketamine")
+    assert reason.criterion("heart_rate").reason == "No heart-rate reading since dosing ended."
+
+
+@pytest.mark.parametrize(
+    ("minutes", "met", "shown"),
+    [
+        (0.0403233, False, "less than 1 min since the end of dosing; "),
+        (0.999, False, "less than 1 min since the end of dosing; "),
+        (1.0, False, "1 min since the end of dosing; "),
+        (59.7, False, "59 min since the end of dosing; "),
+        (60.2, True, "60 min since the end of dosing (at least 60 min)."),
+        (125.96, True, "125 min since the end of dosing (at least 60 min)."),
+    ],
+)
+def test_durations_are_shown_in_whole_minutes(minutes: float, met: bool, shown: str) -> None:
+    inputs = replace(READY, minutes_since_end=minutes, minutes_since_start=minutes + 40)
+    reason = discharge_check(inputs, "iv-ketamine").criterion("observation_time").reason
+    assert reason.startswith(shown), reason
+    if not met:
+        assert f"({math.ceil(60 - minutes)} min to go)" in reason
 
 
 def test_nothing_recorded_means_nothing_is_met() -> None:
@@ -380,7 +626,15 @@ def test_discharge_accepts_a_protocol_definition() -> None:
         ({"moaas": 6}, "moaas"),
         ({"cadss_total": 93}, "cadss_total"),
         ({"minutes_since_end": -1}, "minutes_since_end"),
-        ({"systolic": 80, "diastolic": 90}, "diastolic"),
+        ({"minutes_since_start": float("nan")}, "minutes_since_start"),
+        ({"minutes_since_end": 120}, "minutes_since_end"),  # after the start of 100 min ago
+        ({"bp_readings": bp((40, 150, 90), (100, 80, 90))}, "bp_readings[1].diastolic"),
+        ({"bp_readings": bp((100, 130, 80), (40, 150, 90))}, "bp_readings[1].minutes_after_start"),
+        ({"bp_readings": (BpReading(-1, 130, 80, False),)}, "bp_readings[0].minutes_after_start"),
+        (
+            {"bp_readings": (BpReading(50, 130, 80, True), BpReading(60, 130, 80, False))},
+            "bp_readings[1].after_end",
+        ),
         ({"baseline_systolic": 400}, "baseline_systolic"),
         ({"spo2": 101}, "spo2"),
     ],

@@ -4,6 +4,7 @@ event, the discharge checklist and sign-off; then signs off a recovered patient'
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -76,10 +77,11 @@ def test_a_full_session_from_checks_to_sign_off(
     expect(alerts).to_contain_text("to acknowledge")
     expect(alerts).to_contain_text("186")
     expect(page.locator("#session-vitals svg").first).to_be_visible()
+    # The reading raised two alerts (systolic 186, a rise of 62): acknowledged together.
     first = alerts.locator("li").first
     first.get_by_placeholder("What was done").fill("Paused 5 minutes, repeat reading 150/90")
-    first.get_by_role("button", name="Acknowledge").click()
-    expect(page.locator("#monitoring")).to_contain_text("Acknowledged alerts (1)")
+    first.get_by_role("button", name="Acknowledge all 2").click()
+    expect(page.locator("#monitoring")).to_contain_text("Acknowledged alerts (2)")
 
     scores = page.locator("#scores")
     scores.get_by_label("MOAA/S", exact=False).select_option("4")
@@ -132,3 +134,55 @@ def test_a_full_session_from_checks_to_sign_off(
     expect(page.locator(".signed").first).to_contain_text("Signed")
     expect(page.locator("#criteria")).not_to_contain_text("not met")
     assert errors == [], errors
+
+
+def test_typing_in_an_acknowledgement_survives_the_live_refresh(
+    page: Page, live_server: str, tmp_path: Path
+) -> None:
+    """A nurse types what was done about an alert while the card refreshes every 5 seconds
+    and a device sends a reading that raises new alerts: the text, and the typing, go on."""
+    sign_in(page, live_server, "prescriber", "kc-demo-scripts")
+    open_session(page, live_server, "dosing since")
+    box_id = (
+        page.locator("#open-alerts").get_by_placeholder("What was done").first.get_attribute("id")
+    )
+    box = page.locator(f"#{box_id}")
+    box.click()
+    page.keyboard.type("Rechecked manually, 150/")
+    polls: list[int] = []
+    page.on("response", lambda r: polls.append(r.status) if "/live?" in r.url else None)
+
+    # The monitor sends a reading in hypotension with a slow heart rate: two critical alerts.
+    session_id = page.url.split("/sessions/", 1)[1].split("#", 1)[0].split("?", 1)[0]
+    token = page.evaluate("JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRF-Token']")
+    sent = page.request.post(
+        f"{live_server}/api/v1/sessions/{session_id}/vitals",
+        data={
+            "source": "device",
+            "samples": [
+                {
+                    "measured_at": datetime.now(UTC).isoformat(),
+                    "systolic": 78,
+                    "diastolic": 44,
+                    "heart_rate": 38,
+                }
+            ],
+        },
+        headers={"X-CSRF-Token": token},
+    )
+    assert sent.ok, sent.text()
+    # The next poll brings the new alerts into the card.
+    expect(page.locator("#open-alerts")).to_contain_text("Heart rate 38/min", timeout=15_000)
+    assert 200 in polls, polls
+    # What was typed is still there, and the box still has the focus: typing goes on.
+    expect(box).to_have_value("Rechecked manually, 150/")
+    page.keyboard.type("90")
+    expect(box).to_have_value("Rechecked manually, 150/90")
+    expect(box).to_be_focused()
+    # The new reading's two critical alerts come first, in one group with one box.
+    first = page.locator("#open-alerts li.alert-group").first
+    expect(first).to_contain_text("Systolic 78 mmHg")
+    expect(first).to_contain_text("Heart rate 38/min")
+    expect(first.get_by_role("button", name="Acknowledge all 2")).to_be_visible()
+    page.screenshot(path=str(tmp_path / "session-alerts.png"), full_page=True)
+    page.locator("#monitoring").screenshot(path=str(tmp_path / "monitoring-card.png"))

@@ -144,6 +144,23 @@ def test_monitoring_defaults_match_the_reference() -> None:
     assert (values["cbt_window_start_hours"], values["cbt_window_end_hours"]) == (24, 72)
     assert values["discharge_spo2_above"] == 92
     assert values["discharge_moaas"] == 5
+    # Hypotension and the critical heart-rate tiers (clinical reference, section C).
+    assert values["alert_systolic_warning_below"] == 90
+    assert values["alert_systolic_critical_below"] == 80
+    assert values["alert_mean_arterial_pressure_below"] == 65
+    assert values["alert_heart_rate_critical_above"] == 130
+    assert values["alert_heart_rate_critical_below"] == 40
+    assert values["discharge_systolic_at_least"] == 90
+
+
+@pytest.mark.parametrize("protocol_id", ["iv-ketamine", "im-ketamine", "intranasal-esketamine"])
+def test_every_clinic_protocol_names_its_blood_pressure_reassessment(protocol_id: str) -> None:
+    monitoring = get_protocol(protocol_id).monitoring
+    assert monitoring is not None
+    assert monitoring.bp_reassessment_minutes.value == 40
+    assert monitoring.bp_reassessment_window_minutes.value == 10
+    if protocol_id == "intranasal-esketamine":
+        assert "spravato-us-pi-blood-pressure" in monitoring.bp_reassessment_minutes.sources
 
 
 def test_gate_bands_and_alert_rules() -> None:
@@ -162,6 +179,11 @@ def test_gate_bands_and_alert_rules() -> None:
         "spo2_low",
         "spo2_critical",
         "respiratory_rate_low",
+        "systolic_low",
+        "systolic_low_critical",
+        "mean_arterial_pressure_low",
+        "heart_rate_high_critical",
+        "heart_rate_low_critical",
     }
 
 
@@ -235,6 +257,18 @@ def test_loaders_are_cached() -> None:
         ("oral-ketamine", ("not_plannable_reason",), None, "needs a reason"),
         ("iv-ketamine", ("course",), None, "needs dosing, timing, course"),
         ("iv-ketamine", ("surprise",), 1, "Extra inputs"),
+        (
+            "iv-ketamine",
+            ("monitoring", "bp_reassessment_window_minutes", "value"),
+            40,
+            "cannot reach back to the dose start",
+        ),
+        (
+            "intranasal-esketamine",
+            ("monitoring", "bp_reassessment_window_minutes", "value"),
+            0,
+            "must be positive",
+        ),
     ],
 )
 def test_inconsistent_protocols_are_refused(
@@ -263,6 +297,28 @@ def test_duplicate_protocol_ids_are_refused() -> None:
         (lambda d: d["settings"]["bp_refuse_diastolic"].update(value=95), "must rise"),
         (lambda d: d["settings"]["alert_spo2_critical_below"].update(value=95), "SpO2 critical"),
         (lambda d: d["settings"]["alert_heart_rate_below"].update(value=120), "heart-rate"),
+        (
+            lambda d: d["settings"]["alert_systolic_critical_below"].update(value=90),
+            "critical low systolic threshold must be below the warning one",
+        ),
+        (
+            lambda d: d["settings"]["alert_systolic_warning_below"].update(value=180),
+            "low systolic alert threshold must be below the high one",
+        ),
+        (
+            lambda d: d["settings"]["alert_heart_rate_critical_above"].update(value=110),
+            "critical high heart-rate threshold must be above the warning one",
+        ),
+        (
+            lambda d: d["settings"]["alert_heart_rate_critical_below"].update(value=55),
+            "critical low heart-rate threshold must be below the warning one",
+        ),
+        (
+            lambda d: next(
+                a for a in d["alerts"] if a["code"] == "mean_arterial_pressure_low"
+            ).update(kind="rise", comparison="at_least"),
+            "no rise rule",
+        ),
         (lambda d: d["settings"]["cbt_window_start_hours"].update(value=80), "CBT window"),
         (lambda d: d["alerts"][0].update(setting="nope"), "unknown setting"),
         (lambda d: d["alerts"][0].update(text="{nope}"), "unknown placeholders"),

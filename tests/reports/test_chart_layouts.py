@@ -231,11 +231,14 @@ def test_a_spec_handed_out_cannot_change_the_cached_layout() -> None:
 
 def test_the_vitals_layout_follows_the_rules_alerts_and_dosing_in_the_data() -> None:
     plain = vitals_chart(_readings(2))
+    # Critical limits labelled at the right, warnings at the left (a low one under its line):
+    # a label layer for each placement a panel has.
+    rule, text = "thresholds:rule", "thresholds:text"
     assert [_layers(p) for p in plain["vconcat"]] == [
-        ["thresholds:rule", "thresholds:text", "samples:line", "samples:line"],
-        ["thresholds:rule", "thresholds:text", "samples:line"],
-        ["thresholds:rule", "thresholds:text", "samples:line"],
-        ["thresholds:rule", "thresholds:text", "samples:line"],
+        [rule, text, text, "samples:line", "samples:line"],  # >= 180, >= 110, < 80; < 90
+        [rule, text, text, text, "samples:line"],  # > 130, < 40; > 110; < 50
+        [rule, text, text, "samples:line"],  # < 88; < 92
+        [rule, text, "samples:line"],  # < 10
     ]
     assert plain["vconcat"][0]["title"]["subtitle"] == ""
 
@@ -247,18 +250,22 @@ def test_the_vitals_layout_follows_the_rules_alerts_and_dosing_in_the_data() -> 
         alerts=[_alert(102, "spo2", 86)],
         dose_window=(T0, T0 + timedelta(minutes=12)),
     )
-    bp = ["thresholds:rule", "thresholds:text", "thresholds:text", "samples:line", "samples:line"]
     assert [_layers(p) for p in full["vconcat"]] == [
-        ["dosing:rect", *bp],
-        ["dosing:rect", "thresholds:rule", "thresholds:text", "samples:line"],
-        ["dosing:rect", "thresholds:rule", "thresholds:text", "samples:line", "alerts:point"],
-        ["dosing:rect", "thresholds:rule", "thresholds:text", "samples:line"],
+        ["dosing:rect", rule, text, text, text, "samples:line", "samples:line"],
+        ["dosing:rect", rule, text, text, text, "samples:line"],
+        ["dosing:rect", rule, text, text, "samples:line", "alerts:point"],
+        ["dosing:rect", rule, text, "samples:line"],
     ]
-    rise = full["vconcat"][0]["layer"][3]
-    assert (rise["mark"]["align"], rise["transform"][-1]) == (
-        "left",
-        {"filter": {"field": "kind", "equal": "rise"}},
+    critical, warning, low = full["vconcat"][0]["layer"][2:5]
+    assert (critical["mark"]["align"], critical["transform"][-1]) == (
+        "right",
+        {"filter": {"field": "place", "equal": "critical"}},
     )
+    assert (warning["mark"]["align"], warning["transform"][-1]) == (
+        "left",
+        {"filter": {"field": "place", "equal": "warning"}},
+    )
+    assert (low["mark"]["align"], low["mark"]["baseline"]) == ("left", "top")
     assert full["vconcat"][0]["title"]["subtitle"] == "Shaded: dosing 09:00-09:12"
     assert all(p["title"]["subtitle"] == "" for p in full["vconcat"][1:])
     assert charts._vitals_layout.cache_info().misses == 2

@@ -144,21 +144,37 @@ def test_a_missing_reading_breaks_the_line() -> None:
 
 def test_threshold_rules_carry_the_settings_values() -> None:
     spec = _chart(baseline=None)
-    assert _thresholds(spec, "systolic") == {"systolic_high": 180}
+    low = {"systolic_low": 90, "systolic_low_critical": 80}
+    assert _thresholds(spec, "systolic") == {"systolic_high": 180, **low}
     assert _thresholds(spec, "diastolic") == {"diastolic_high": 110}
-    assert _thresholds(spec, "heart_rate") == {"heart_rate_high": 110, "heart_rate_low": 50}
+    # The mean pressure is not drawn as a line, so neither is its limit: only its alerts.
+    assert _thresholds(spec, "mean_arterial_pressure") == {}
+    assert _thresholds(spec, "heart_rate") == {
+        "heart_rate_high": 110,
+        "heart_rate_low": 50,
+        "heart_rate_high_critical": 130,
+        "heart_rate_low_critical": 40,
+    }
     assert _thresholds(spec, "spo2") == {"spo2_low": 92, "spo2_critical": 88}
     assert _thresholds(spec, "respiratory_rate") == {"respiratory_rate_low": 10}
 
     clinic = MonitoringSettings.model_validate(
         {**MonitoringSettings.defaults().model_dump(), "alert_systolic_at_least": 170}
     )
-    assert _thresholds(_chart(baseline=None, settings=clinic), "systolic") == {"systolic_high": 170}
+    assert _thresholds(_chart(baseline=None, settings=clinic), "systolic") == {
+        "systolic_high": 170,
+        **low,
+    }
 
 
 def test_with_a_baseline_the_rise_rules_are_drawn_above_it() -> None:
     spec = _chart(baseline={"systolic": 120, "diastolic": 80})
-    assert _thresholds(spec, "systolic") == {"systolic_high": 180, "systolic_rise": 160}
+    assert _thresholds(spec, "systolic") == {
+        "systolic_high": 180,
+        "systolic_rise": 160,
+        "systolic_low": 90,
+        "systolic_low_critical": 80,
+    }
     assert _thresholds(spec, "diastolic") == {"diastolic_high": 110, "diastolic_rise": 105}
     labels = _texts(_svg(spec))
     assert "Systolic ≥ 160 (baseline 120 + 40)" in labels
@@ -191,6 +207,30 @@ def test_alert_points_sit_on_their_reading_and_carry_the_text() -> None:
         assert all(layer["data"] != {"name": "alerts"} for layer in panel["layer"])
     svg = _svg(spec)
     assert svg.count('fill="#c62828"') == 1
+
+
+def test_a_low_mean_arterial_pressure_is_drawn_on_the_blood_pressure_panel() -> None:
+    spec = vitals_chart(
+        _samples(),
+        alerts=[
+            {
+                "measured_at": datetime(2025, 1, 14, 9, 30, tzinfo=UTC),
+                "field": "mean_arterial_pressure",
+                "value": 61.3,
+                "severity": "warning",
+                "text": "Mean arterial pressure 61.3 mmHg (84/50) is below 65",
+            }
+        ],
+        tz="UTC",
+    )
+    assert spec["datasets"]["alerts"][0]["field"] == "mean_arterial_pressure"
+    bp_panel, *others = spec["vconcat"]
+    assert any(layer["data"] == {"name": "alerts"} for layer in bp_panel["layer"])
+    for panel in others:
+        assert all(layer["data"] != {"name": "alerts"} for layer in panel["layer"])
+    assert "MAP < 65" not in _texts(_svg(spec))
+    # The samples carry the readings only: the mean pressure is not drawn as a line.
+    assert "mean_arterial_pressure" not in spec["datasets"]["samples"][0]
 
 
 def test_an_alert_may_give_its_own_time_and_must_match_a_reading_otherwise() -> None:

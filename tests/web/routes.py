@@ -249,6 +249,18 @@ def _with_alert(db: Session, t: Target) -> dict[str, Any]:
     return {"session_id": sid, "alert_id": alert.id}
 
 
+def _alerts_body(db: Session, t: Target) -> dict[str, Any]:
+    """The newest alert of the target patient's sessions (made by ``_with_alert``)."""
+    alert_id = db.scalar(
+        select(SessionAlert.id)
+        .join(TreatmentSession, TreatmentSession.id == SessionAlert.session_id)
+        .where(TreatmentSession.patient_id == t.patient_id)
+        .order_by(SessionAlert.id.desc())
+        .limit(1)
+    )
+    return {"alert_ids": [alert_id], "action": "Rechecked, paused"}
+
+
 def _eligible(db: Session, t: Target) -> Patient:
     """A signed eligible review and consent given: what planning a course needs."""
     patient = db.get(Patient, t.patient_id)
@@ -471,6 +483,9 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
     ),
     ("POST", "/api/v1/sessions/{session_id}/alerts/{alert_id}/acknowledgement"): RouteCase(
         P.SESSION_WRITE, lambda _d, _t: {"action": "Rechecked, paused"}, ids=_with_alert
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/alerts/acknowledgement"): RouteCase(
+        P.SESSION_WRITE, _alerts_body, ids=_with_alert
     ),
     ("POST", "/api/v1/sessions/{session_id}/discharge-check"): RouteCase(
         P.PATIENT_READ, lambda _d, _t: {}, ids=_dosing

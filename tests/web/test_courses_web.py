@@ -446,6 +446,32 @@ def test_settings_errors_are_shown_next_to_the_fields(
     assert stale.status_code == 409
 
 
+def test_the_hypotension_and_heart_rate_limits_are_on_the_settings_page(
+    client: TestClient, world_a: ClinicWorld
+) -> None:
+    csrf = ui_login(client, "a-admin")
+    page = client.get("/admin/settings").text
+    for name in (
+        "alert_systolic_warning_below",
+        "alert_systolic_critical_below",
+        "alert_mean_arterial_pressure_below",
+        "alert_heart_rate_critical_above",
+        "alert_heart_rate_critical_below",
+        "discharge_systolic_at_least",
+    ):
+        assert f'name="monitoring.{name}"' in page, name
+    crossed = client.post(
+        "/admin/settings",
+        data={
+            **_settings_form(change_note="Memo"),
+            "monitoring.alert_systolic_critical_below": "92",
+            "csrf_token": csrf,
+        },
+    )
+    assert crossed.status_code == 422
+    assert "the critical low systolic threshold must be below the warning one" in crossed.text
+
+
 def test_staff_read_the_settings_and_cannot_save_them(
     client: TestClient, world_a: ClinicWorld
 ) -> None:

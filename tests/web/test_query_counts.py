@@ -44,7 +44,7 @@ from ketacare.store.models import (
     VitalSample,
 )
 from ketacare.store.types import utcnow
-from tests.conftest import ClinicWorld, ui_login
+from tests.conftest import ClinicWorld, bearer, ui_login
 
 THERAPY_NOTE = {
     "attendance": "attended",
@@ -453,3 +453,51 @@ def test_the_live_session_screen_costs_the_same_for_few_readings_or_many(
     read_again = rec.session_record(db, nurse, ids[large.id])
     assert rec.session_record(db, nurse, ids[large.id], events=events) == read_again
     assert len(read_again.acknowledged_alert_ids) == 2
+
+
+def test_the_discharge_check_costs_the_same_for_few_readings_or_many(
+    client: TestClient, db: Session, engine: Engine, world_a: ClinicWorld
+) -> None:
+    # Every blood pressure since the dose started is read for the discharge check (the trend
+    # and the reading about 40 minutes in): in one query, however many there are.
+    small, large = _patient(db, world_a, 1), _patient(db, world_a, 2)
+    ids = {}
+    for p, readings in ((small, 2), (large, 60)):
+        sid = ids[p.id] = _running(db, world_a, p, 1)
+        started = utcnow() - timedelta(minutes=readings * 2 + 10)
+        db.execute(
+            update(TreatmentSession)
+            .where(TreatmentSession.id == sid)
+            .values(
+                dose_started_at=started,
+                dose_ended_at=started + timedelta(minutes=1),
+                version=TreatmentSession.version + 1,
+            )
+        )
+        for k in range(readings):
+            db.add(
+                VitalSample(
+                    clinic_id=p.clinic_id,
+                    session_id=sid,
+                    measured_at=started + timedelta(minutes=2 * k + 2),
+                    systolic=130 - k % 5,
+                    diastolic=80,
+                    heart_rate=72,
+                    spo2=98,
+                    source="device",
+                    sample_key=f"qd-{sid}-{k}",
+                )
+            )
+        db.commit()
+    headers = bearer(db, world_a.users[Role.NURSE])
+
+    def check(sid: int) -> list[str]:
+        url = f"/api/v1/sessions/{sid}/discharge-check"
+        assert client.post(url, json={}, headers=headers).status_code == 200
+        with _counted(engine) as seen:
+            response = client.post(url, json={}, headers=headers)
+        assert response.status_code == 200, response.text
+        assert len(response.json()["inputs"]["bp_readings"]) in (2, 60)
+        return seen
+
+    assert_flat(check(ids[small.id]), check(ids[large.id]), 12)

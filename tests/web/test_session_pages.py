@@ -3,6 +3,7 @@ events, discharge and sign-off, each error shown in its section."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ketacare.app import sessions as uc
 from ketacare.app.permissions import Role
 from ketacare.store.models import (
     BodyMeasurement,
@@ -149,6 +151,21 @@ def test_a_session_from_checks_to_sign_off_through_the_forms(
         )
     )
     db.commit()
+    # The device's reading at the end of the 40-minute infusion: the reassessment is done.
+    device = uc.VitalsBatch.model_validate(
+        {
+            "samples": [
+                {
+                    "measured_at": utcnow() - timedelta(minutes=75),
+                    "systolic": 150,
+                    "diastolic": 90,
+                    "heart_rate": 84,
+                }
+            ]
+        }
+    )
+    uc.ingest_vitals(db, world_a.actor(Role.NURSE), sid, device)
+    db.commit()
     _post(
         client,
         f"/sessions/{sid}/record/vitals",
@@ -238,3 +255,62 @@ def test_the_worklist_shows_the_days_sessions_and_open_ones_with_their_alerts(
     assert f'href="/sessions/{old.id}"' in page.text, "an unsigned running session stays listed"
     assert f'href="/sessions/{done.id}"' not in page.text
     assert f'href="/sessions/{other}"' not in page.text
+
+
+def _poll_url(html: str) -> str:
+    return html.split('hx-get="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+
+
+def test_a_refresh_never_replaces_an_acknowledgement_box_and_critical_comes_first(
+    client: TestClient, db: Session, world_a: ClinicWorld
+) -> None:
+    sid = _scheduled(db, world_a)
+    csrf = ui_login(client, world_a.users[Role.PRESCRIBER].username)
+    precheck = {"fasting": "yes", "escort": "yes", "pregnancy": "not_pregnant"}
+    _post(client, f"/sessions/{sid}/start", csrf, systolic="128", diastolic="82", **precheck)
+    _post(client, f"/sessions/{sid}/order", csrf, mg_per_kg="0.5", minutes="40", basis="bag")
+    _post(client, f"/sessions/{sid}/dose/start", csrf)
+    # A surge first (a critical alert and a rise), then a fast heart rate (a warning).
+    _post(client, f"/sessions/{sid}/record/vitals", csrf, systolic="186", diastolic="96")
+    _post(client, f"/sessions/{sid}/record/vitals", csrf, heart_rate="118")
+    page = client.get(f"/sessions/{sid}").text
+    panel = page.split('id="alerts-panel"', 1)[1].split('id="monitoring-live"', 1)[0]
+    assert "3 alerts to acknowledge" in panel
+    # The critical reading's group first although it is older, its critical alert first.
+    order = [panel.index(t) for t in ("Systolic 186 mmHg", "Systolic rose 58", "Heart rate 118")]
+    assert order == sorted(order)
+    boxes = re.findall(r'<input id="(ack-r\d+)" name="action"[^>]*hx-preserve="true"', panel)
+    assert len(boxes) == 2 and "Acknowledge all 2" in panel
+
+    # A new reading without an alert: the readings change, the alert panel is not sent.
+    poll = _poll_url(page)
+    _post(client, f"/sessions/{sid}/record/vitals", csrf, spo2="97")
+    quiet = client.get(poll)
+    assert quiet.status_code == 200 and "3 readings" in quiet.text
+    assert "alerts-panel" not in quiet.text and 'name="action"' not in quiet.text
+    # A new alert: the panel comes out of band, each open box under the same id, marked to be
+    # kept as it is (hx-preserve keeps the element itself, with what is typed in it).
+    _post(client, f"/sessions/{sid}/record/vitals", csrf, spo2="86")
+    loud = client.get(_poll_url(quiet.text))
+    assert '<div id="alerts-panel" hx-swap-oob="true">' in loud.text
+    again = re.findall(r'<input id="(ack-r\d+)" name="action"[^>]*hx-preserve="true"', loud.text)
+    assert set(boxes) < set(again) and "4 alerts to acknowledge" in loud.text
+    oob = loud.text.split('<div id="alerts-panel" hx-swap-oob="true">', 1)[1]
+    assert oob.index("SpO2 86%") < oob.index("Heart rate 118")  # critical first
+
+    # The surge's two alerts, acknowledged together with one action.
+    group = panel.split(f'id="{boxes[0]}"', 1)[0].rsplit("<form", 1)[1]
+    alert_ids = re.findall(r'name="alert_id" value="(\d+)"', group)
+    assert len(alert_ids) == 2
+    done = client.post(
+        f"/sessions/{sid}/alerts/ack",
+        data={"csrf_token": csrf, "alert_id": alert_ids, "action": "Paused; 150/90 at 5 min"},
+    )
+    assert done.status_code == 303
+    after = client.get(f"/sessions/{sid}").text
+    assert "2 alerts to acknowledge" in after and "Acknowledged alerts (2)" in after
+    again = client.post(
+        f"/sessions/{sid}/alerts/ack",
+        data={"csrf_token": csrf, "alert_id": alert_ids, "action": "Paused again"},
+    )
+    assert again.status_code == 422 and "already acknowledged" in again.text

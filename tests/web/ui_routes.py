@@ -369,6 +369,12 @@ UI_ROUTES: dict[tuple[str, str], UiCase] = {
     ("POST", "/sessions/{session_id}/alerts/{alert_id}/ack"): UiCase(
         P.SESSION_WRITE, _fields(action="Rechecked, paused"), 303, ids=_with_alert
     ),
+    ("POST", "/sessions/{session_id}/alerts/ack"): UiCase(
+        P.SESSION_WRITE,
+        lambda _d, _t, ids: {"alert_id": str(ids["alert_id"]), "action": "Rechecked, paused"},
+        303,
+        ids=_with_alert,
+    ),
     # Evaluating the discharge checklist reads the session and stores nothing.
     ("POST", "/sessions/{session_id}/discharge"): UiCase(P.PATIENT_READ, _fields(), ids=_dosing),
     ("POST", "/sessions/{session_id}/sign"): UiCase(
@@ -412,4 +418,5 @@ INNER_IDS: dict[tuple[str, str], str] = {
     ("POST", "/patients/{patient_id}/course/stop"): "course_id",
     ("POST", "/sessions/{session_id}/orders/{order_id}/verify"): "order_id",
     ("POST", "/sessions/{session_id}/alerts/{alert_id}/ack"): "alert_id",
+    ("POST", "/sessions/{session_id}/alerts/ack"): "alert_id",
 }

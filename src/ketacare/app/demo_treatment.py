@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from ketacare.app.clinic_settings import EffectiveSettings
 from ketacare.app.courses import CourseCreate, _new_plan, store_plan
 from ketacare.app.permissions import Actor, Role
+from ketacare.app.session_record import post_dose_readings
 from ketacare.app.sessions import alert_row
 from ketacare.app.therapy import TherapyNote, window_status
 from ketacare.clinical.dosing import calculate_order
@@ -292,9 +293,11 @@ def _vitals(
     minute = 0
     while dose_at + timedelta(minutes=minute) <= until:
         shape = max(0.0, 1 - abs(minute - DOSE_MINUTES) / 50)
+        # Once the rise has passed, blood pressure settles at or just below the pre-dose value.
+        top = 3 if shape else 0
         sample = {
-            "systolic": round(base["systolic"] + surge * shape + rng.uniform(-3, 3)),
-            "diastolic": round(base["diastolic"] + surge * 0.6 * shape + rng.uniform(-2, 2)),
+            "systolic": round(base["systolic"] + surge * shape + rng.uniform(-3, top)),
+            "diastolic": round(base["diastolic"] + surge * 0.6 * shape + rng.uniform(-2, top)),
             "heart_rate": round(base["heart_rate"] + 8 * shape + rng.uniform(-3, 3)),
             "spo2": rng.choice([96, 97, 98, 98, 99]),
             "respiratory_rate": rng.randint(12, 16),
@@ -321,6 +324,39 @@ def _vitals(
     return alerted
 
 
+def _transient_hypotension(
+    db: Session, p: _Patient, row: TreatmentSession, at: datetime, staff: Staff
+) -> None:
+    """A reading of 84/50 mmHg 15 minutes after the infusion ended (a vasovagal dip on
+    standing): the low-blood-pressure warning, acknowledged with what was done, and recorded
+    as an adverse event. Fixed values: the demo's random draws stay as they are."""
+    base = row.baseline or {}
+    sample = {"systolic": 84, "diastolic": 50, "heart_rate": 58, "spo2": 97, "respiratory_rate": 14}
+    vital = VitalSample(
+        clinic_id=row.clinic_id,
+        session_id=row.id,
+        measured_at=at,
+        received_at=at + timedelta(seconds=5),
+        source="manual",
+        sample_key=f"demo-{row.id}-dip",
+        recorded_by=staff.nurse,
+        **sample,
+    )
+    db.add(vital)
+    db.flush()
+    raised = [
+        alert_row(row.clinic_id, row.id, vital.id, vital.received_at, a)
+        for a in alerts(sample, base, p.settings.monitoring)
+    ]
+    db.add_all(raised)
+    db.flush()
+    action = "Lay flat with legs raised; 5 minutes later 112/70, no symptoms; prescriber told."
+    acked = at + timedelta(minutes=4)
+    for stored in raised:
+        db.add(_event(row, "alert_ack", acked, staff.nurse, action, alert_id=stored.id))
+    db.add(_adverse(row, p.patient, "hypotension_bradycardia", "mild", at, action, staff))
+
+
 def _infusion(
     db: Session,
     p: _Patient,
@@ -332,6 +368,7 @@ def _infusion(
     until: datetime | None = None,
     sign: bool = True,
     surge: int | None = None,
+    dip: bool = False,
 ) -> None:
     """One infusion from pre-dose checks to sign-off (or up to ``until`` for today's)."""
     rng, patient = p.rng, p.patient
@@ -414,6 +451,8 @@ def _infusion(
         return
     row.dose_ended_at = dose_end
     db.add(_event(row, "dose_ended", dose_end, staff.nurse))
+    if dip:
+        _transient_hypotension(db, p, row, dose_end + timedelta(minutes=15), staff)
     if until is not None and until < dose_end + timedelta(minutes=60):
         return
     moaas = _scale(db, patient, row, "moaas", [5], dose_end + timedelta(minutes=55), staff.nurse)
@@ -428,20 +467,17 @@ def _infusion(
     )
     if not sign:
         return
-    latest = db.scalar(
+    samples = db.scalars(
         select(VitalSample)
-        .where(VitalSample.session_id == row.id)
-        .order_by(VitalSample.measured_at.desc())
-        .limit(1)
-    )
-    assert latest is not None and row.baseline is not None
+        .where(VitalSample.session_id == row.id, VitalSample.measured_at >= dose_at)
+        .order_by(VitalSample.measured_at, VitalSample.id)
+    ).all()
+    assert row.baseline is not None
     signed_at = dose_end + timedelta(minutes=OBSERVE_MINUTES + 2)
     inputs = DischargeInputs(
         minutes_since_end=(signed_at - dose_end).total_seconds() / 60,
-        systolic=latest.systolic,
-        diastolic=latest.diastolic,
-        heart_rate=latest.heart_rate,
-        spo2=latest.spo2,
+        minutes_since_start=(signed_at - dose_at).total_seconds() / 60,
+        **post_dose_readings(samples, dose_at, dose_end),
         baseline_systolic=row.baseline["systolic"],
         baseline_diastolic=row.baseline["diastolic"],
         baseline_heart_rate=row.baseline["heart_rate"],
@@ -569,7 +605,9 @@ def treat(
     upcoming = [r for r in rows.values() if r.scheduled_at > now - timedelta(hours=3)]
     for number, row in sorted(rows.items()):
         if row.scheduled_at + timedelta(hours=3) <= now and row not in upcoming:
-            _infusion(db, p, row, row.scheduled_at, number, staff)
+            # One past infusion shows a transient drop in blood pressure after dosing.
+            dip = today.kind == "awaiting_signoff" and number == 1
+            _infusion(db, p, row, row.scheduled_at, number, staff, dip=dip)
     if today.kind and upcoming:
         # Today's situation replaces the next planned infusion (the clinic moved it to today).
         row = min(upcoming, key=lambda r: r.scheduled_at)

@@ -5,7 +5,7 @@ Amendments after sign-off are records of their own."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any, Literal
@@ -34,7 +34,12 @@ from ketacare.app.sessions import (
 )
 from ketacare.clinical.dosing import DosingInputError, calculate_order, esketamine_order
 from ketacare.clinical.eligibility import age_on
-from ketacare.clinical.monitoring import DischargeInputs, VitalSignError, discharge_check
+from ketacare.clinical.monitoring import (
+    BpReading,
+    DischargeInputs,
+    VitalSignError,
+    discharge_check,
+)
 from ketacare.knowledge import knowledge_version
 from ketacare.knowledge.session_defs import load_session_checks
 from ketacare.store.models import (
@@ -491,6 +496,53 @@ def acknowledge_alert(
         return {"alert_id": alert.id, "acknowledged_at": event.at, "action": data.action}
 
 
+class AlertsAckIn(BaseModel):
+    """Several alerts (those raised by one reading) acknowledged with one action."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    alert_ids: list[int] = Field(min_length=1, max_length=50)
+    action: str = Field(min_length=3, max_length=2000, description="What was done")
+
+
+def acknowledge_alerts(
+    db: Session, actor: Actor, session_id: int, data: AlertsAckIn
+) -> dict[str, Any]:
+    """Acknowledge alerts of the session together, in one transaction: each gets its own
+    acknowledgement event with the same action and time, so every reader of single
+    acknowledgements sees them. All or none: an alert not in the session, or already
+    acknowledged, refuses the whole request."""
+    with audited(db, actor, "session.alert.ack") as note:
+        require(actor, Permission.SESSION_WRITE)
+        row = open_session(db, actor, session_id)
+        note.patient_id = row.patient_id
+        ids = sorted(set(data.alert_ids))
+        found = set(
+            db.scalars(
+                select(SessionAlert.id).where(
+                    SessionAlert.id.in_(ids), SessionAlert.session_id == row.id
+                )
+            )
+        )
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise NotFound(f"No alert {', '.join(map(str, missing))} in session {session_id}.")
+        done = sorted(acknowledged_alerts(db, [row.id]) & found)
+        if done:
+            raise InvalidInput(
+                "alert_ids",
+                f"Alert {', '.join(map(str, done))} is already acknowledged: reload the session.",
+            )
+        now = utcnow()
+        for alert_id in ids:
+            add_event(
+                db, actor, row, "alert_ack", data.action, at=now, alert_id=alert_id, together=ids
+            )
+        db.flush()
+        note.detail = {"session_id": row.id, "alert_ids": ids}
+        return {"alert_ids": ids, "acknowledged_at": now, "action": data.action}
+
+
 # --- discharge and sign-off --------------------------------------------------------------------
 
 
@@ -518,19 +570,55 @@ class SignRequest(DischargeForm):
     )
 
 
+def post_dose_readings(
+    samples: Iterable[Any], dose_started_at: datetime, dose_ended_at: datetime | None
+) -> dict[str, Any]:
+    """The discharge inputs a session's readings give: every blood pressure since the dose
+    started (minutes from the start, whether taken after dosing ended), and the latest heart
+    rate and SpO2 since dosing ended. ``samples``: readings since the dose started, in time
+    order, with measured_at, systolic, diastolic, heart_rate and spo2."""
+    bp: list[BpReading] = []
+    after: list[Any] = []
+    for sample in samples:
+        ended = dose_ended_at is not None and sample.measured_at >= dose_ended_at
+        if ended:
+            after.append(sample)
+        if sample.systolic is not None and sample.diastolic is not None:
+            bp.append(
+                BpReading(
+                    minutes_after_start=(sample.measured_at - dose_started_at).total_seconds() / 60,
+                    systolic=sample.systolic,
+                    diastolic=sample.diastolic,
+                    after_end=ended,
+                )
+            )
+
+    def latest(name: str) -> float | None:
+        return next((v for s in reversed(after) if (v := getattr(s, name)) is not None), None)
+
+    return {"bp_readings": tuple(bp), "heart_rate": latest("heart_rate"), "spo2": latest("spo2")}
+
+
 def _discharge_inputs(db: Session, row: TreatmentSession, form: DischargeForm) -> DischargeInputs:
-    """The checklist's inputs: the latest readings after dosing ended, the latest MOAA/S and
-    CADSS of the session, the pre-dose CADSS as baseline, and the form."""
+    """The checklist's inputs: the readings since the dose started (one query), the latest
+    MOAA/S and CADSS of the session, the pre-dose CADSS as baseline, and the form."""
     base = row.baseline or {}
-    end = row.dose_ended_at
-    after = None
-    if end is not None:
-        after = db.scalar(
-            select(VitalSample)
-            .where(VitalSample.session_id == row.id, VitalSample.measured_at >= end)
-            .order_by(VitalSample.measured_at.desc(), VitalSample.id.desc())
-            .limit(1)
-        )
+    start, end = row.dose_started_at, row.dose_ended_at
+    now = utcnow()
+    readings: dict[str, Any] = {}
+    if start is not None:
+        samples = db.execute(
+            select(
+                VitalSample.measured_at,
+                VitalSample.systolic,
+                VitalSample.diastolic,
+                VitalSample.heart_rate,
+                VitalSample.spo2,
+            )
+            .where(VitalSample.session_id == row.id, VitalSample.measured_at >= start)
+            .order_by(VitalSample.measured_at, VitalSample.id)
+        ).all()
+        readings = post_dose_readings(samples, start, end)
 
     def latest_score(instrument: str, before: datetime | None = None) -> int | None:
         stmt = select(Assessment.total).where(
@@ -543,17 +631,15 @@ def _discharge_inputs(db: Session, row: TreatmentSession, form: DischargeForm) -
         )
 
     return DischargeInputs(
-        minutes_since_end=(utcnow() - end).total_seconds() / 60 if end else None,
-        systolic=after.systolic if after else None,
-        diastolic=after.diastolic if after else None,
-        heart_rate=after.heart_rate if after else None,
-        spo2=after.spo2 if after else None,
+        minutes_since_end=(now - end).total_seconds() / 60 if end else None,
+        minutes_since_start=(now - start).total_seconds() / 60 if start else None,
         baseline_systolic=base.get("systolic"),
         baseline_diastolic=base.get("diastolic"),
         baseline_heart_rate=base.get("heart_rate"),
         moaas=latest_score("moaas"),
         cadss_total=latest_score("cadss"),
-        cadss_baseline=latest_score("cadss", row.dose_started_at) if row.dose_started_at else None,
+        cadss_baseline=latest_score("cadss", start) if start else None,
+        **readings,
         **form.model_dump(),
     )
 

@@ -26,10 +26,12 @@ from ketacare.knowledge.protocol_defs import (
     ProtocolDef,
     load_monitoring,
     load_protocols,
+    require_ordered_alert_thresholds,
 )
 
 __all__ = [
     "Alert",
+    "BpReading",
     "CriterionResult",
     "DischargeInputs",
     "DischargeResult",
@@ -89,6 +91,11 @@ class MonitoringSettings(BaseModel):
     alert_diastolic_rise_at_least: int = Field(ge=1, le=150)
     alert_heart_rate_above: int = Field(ge=40, le=250)
     alert_heart_rate_below: int = Field(ge=20, le=120)
+    alert_heart_rate_critical_above: int = Field(ge=60, le=250)
+    alert_heart_rate_critical_below: int = Field(ge=20, le=100)
+    alert_systolic_warning_below: int = Field(ge=50, le=150)
+    alert_systolic_critical_below: int = Field(ge=50, le=150)
+    alert_mean_arterial_pressure_below: int = Field(ge=30, le=120)
     alert_spo2_warning_below: int = Field(ge=50, le=100)
     alert_spo2_critical_below: int = Field(ge=50, le=100)
     alert_respiratory_rate_below: int = Field(ge=1, le=30)
@@ -97,6 +104,7 @@ class MonitoringSettings(BaseModel):
     cbt_window_end_hours: int = Field(ge=1, le=336)
     cbt_session_minutes: int = Field(ge=1, le=480)
     discharge_bp_band_percent: int = Field(ge=0, le=100)
+    discharge_systolic_at_least: int = Field(ge=60, le=140)
     discharge_heart_rate_band_percent: int = Field(ge=0, le=100)
     discharge_spo2_above: int = Field(ge=50, le=99)
     discharge_moaas: int = Field(ge=0, le=5)
@@ -105,10 +113,7 @@ class MonitoringSettings(BaseModel):
     @model_validator(mode="after")
     def _ordered(self) -> Self:
         require_rising_bp_bands(self)
-        if not self.alert_spo2_critical_below < self.alert_spo2_warning_below:
-            raise ValueError("the SpO2 critical threshold must be below the warning threshold")
-        if not self.alert_heart_rate_below < self.alert_heart_rate_above:
-            raise ValueError("the low heart-rate threshold must be below the high one")
+        require_ordered_alert_thresholds(functools.partial(getattr, self))
         if not self.cbt_window_start_hours < self.cbt_window_end_hours:
             raise ValueError("the CBT window must start before it ends")
         return self
@@ -165,6 +170,13 @@ class VitalSigns:
             )
         return cls(**sample)
 
+    @property
+    def mean_arterial_pressure(self) -> float | None:
+        """(systolic + 2 x diastolic) / 3, when both are read."""
+        if self.systolic is None or self.diastolic is None:
+            return None
+        return (self.systolic + 2 * self.diastolic) / 3
+
     def to_json_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -194,6 +206,7 @@ class VitalProblem:
 _LABEL = {
     "systolic": "Systolic",
     "diastolic": "Diastolic",
+    "mean_arterial_pressure": "Mean arterial pressure",
     "heart_rate": "Heart rate",
     "spo2": "SpO2",
     "respiratory_rate": "Respiratory rate",
@@ -207,6 +220,13 @@ def _g(value: float) -> str:
         return f"{value:g}"
     except OverflowError:  # an integer beyond any float; only its size matters in the text
         return "-1e308 or less" if value < 0 else "1e308 or more"
+
+
+def _minutes(value: float) -> str:
+    """Elapsed minutes as a clinician reads them: whole minutes, never more than have passed."""
+    if value < 1:
+        return "less than 1 min"
+    return f"{math.floor(value)} min"
 
 
 def _with_unit(value: float, unit: str) -> str:
@@ -403,8 +423,10 @@ def alerts(
     """Alerts for one set of in-session readings, critical first.
 
     Rises are measured against ``baseline`` (the pre-dose readings); without a baseline value
-    the rise rule for that field is not evaluated. Where two rules of the same kind fire on one
-    field (SpO2 below 92 and below 88), only the more severe is returned.
+    the rise rule for that field is not evaluated. The mean arterial pressure is computed when
+    systolic and diastolic are both read. Of the rules of one group that fire on one reading
+    (SpO2 below 92 and below 88; systolic below 90 and below 80 and a low mean pressure), only
+    the most severe is returned.
     """
     return alerts_for_samples([sample], baseline, settings)[0]
 
@@ -448,7 +470,7 @@ _Compiled = tuple[AlertRuleDef, float, Callable[[float, float], bool], float | N
 def _alerts(
     vitals: VitalSigns, rules: list[_Compiled], values: Mapping[str, Any], version: str
 ) -> list[Alert]:
-    raised: list[Alert] = []
+    raised: list[tuple[AlertRuleDef, Alert]] = []
     for rule, threshold, fires, start in rules:
         value = getattr(vitals, rule.field)
         if value is None:
@@ -456,36 +478,38 @@ def _alerts(
         measured = value if start is None else value - start
         if not fires(measured, threshold):
             continue
+        if rule.field == "mean_arterial_pressure":
+            value = round(value, 1)  # a derived value, shown to one decimal
         text = rule.text.format(
             **values,
             value=_g(value),
             threshold=_g(threshold),
             baseline=_g(start) if start is not None else "",
             rise=_g(measured),
+            systolic=_g(vitals.systolic) if vitals.systolic is not None else "",
+            diastolic=_g(vitals.diastolic) if vitals.diastolic is not None else "",
         )
-        raised.append(
-            Alert(
-                code=rule.code,
-                severity=rule.severity,
-                field=rule.field,
-                value=value,
-                threshold=threshold,
-                text=" ".join(text.split()),
-                sources=rule.sources,
-                setting=rule.setting,
-                baseline=start,
-                knowledge_version=version,
-            )
+        alert = Alert(
+            code=rule.code,
+            severity=rule.severity,
+            field=rule.field,
+            value=value,
+            threshold=threshold,
+            text=" ".join(text.split()),
+            sources=rule.sources,
+            setting=rule.setting,
+            baseline=start,
+            knowledge_version=version,
         )
+        raised.append((rule, alert))
     if not raised:
-        return raised
-    kinds = {r.code: r.kind for r in load_monitoring().alerts}
-    worst: dict[tuple[str, str], Alert] = {}
-    for alert in raised:
-        key = (alert.field, kinds[alert.code])
+        return []
+    worst: dict[str, Alert] = {}
+    for rule, alert in raised:
+        key = rule.group_key
         if key not in worst or (alert.severity == "critical" and worst[key].severity == "warning"):
             worst[key] = alert
-    kept = [a for a in raised if worst[(a.field, kinds[a.code])] is a]
+    kept = [alert for rule, alert in raised if worst[rule.group_key] is alert]
     return sorted(kept, key=lambda a: a.severity != "critical")
 
 
@@ -493,12 +517,30 @@ def _alerts(
 
 
 @dataclass(frozen=True)
+class BpReading:
+    """A blood-pressure reading taken after the dose started, in minutes from the dose start.
+    ``after_end``: taken at or after the end of dosing."""
+
+    minutes_after_start: float
+    systolic: float
+    diastolic: float
+    after_end: bool
+
+    def text(self) -> str:
+        return f"{_g(self.systolic)}/{_g(self.diastolic)} mmHg"
+
+
+@dataclass(frozen=True)
 class DischargeInputs:
-    """What is known at the discharge check; None means not recorded (never counts as met)."""
+    """What is known at the discharge check; None means not recorded (never counts as met).
+
+    ``bp_readings``: every blood-pressure reading since the dose started, in time order; the
+    discharge reading is the latest, when it was taken after dosing ended. ``heart_rate`` and
+    ``spo2``: the latest of each since dosing ended."""
 
     minutes_since_end: float | None = None
-    systolic: float | None = None
-    diastolic: float | None = None
+    minutes_since_start: float | None = None
+    bp_readings: tuple[BpReading, ...] = ()
     heart_rate: float | None = None
     baseline_systolic: float | None = None
     baseline_diastolic: float | None = None
@@ -514,6 +556,13 @@ class DischargeInputs:
     escort_confirmed: bool | None = None
     driving_counselling_documented: bool | None = None
     rems_form_queued: bool | None = None
+
+    @property
+    def discharge_bp(self) -> BpReading | None:
+        """The blood pressure discharge rests on: the latest reading, if taken after dosing."""
+        if self.bp_readings and self.bp_readings[-1].after_end:
+            return self.bp_readings[-1]
+        return None
 
 
 @dataclass(frozen=True)
@@ -579,14 +628,7 @@ def _flag(value: bool | None, yes: str, no: str, missing: str) -> tuple[Status, 
 
 
 def _check_inputs(inputs: DischargeInputs) -> None:
-    _require_valid(
-        VitalSigns(
-            systolic=inputs.systolic,
-            diastolic=inputs.diastolic,
-            heart_rate=inputs.heart_rate,
-            spo2=inputs.spo2,
-        )
-    )
+    _require_valid(VitalSigns(heart_rate=inputs.heart_rate, spo2=inputs.spo2))
     _require_valid(
         VitalSigns(
             systolic=inputs.baseline_systolic,
@@ -595,10 +637,17 @@ def _check_inputs(inputs: DischargeInputs) -> None:
         ),
         "baseline_",
     )
-    if inputs.minutes_since_end is not None and not (
-        math.isfinite(inputs.minutes_since_end) and inputs.minutes_since_end >= 0
+    for name in ("minutes_since_end", "minutes_since_start"):
+        value = getattr(inputs, name)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise VitalSignError(name, "must be zero or more minutes")
+    if (
+        inputs.minutes_since_end is not None
+        and inputs.minutes_since_start is not None
+        and inputs.minutes_since_end > inputs.minutes_since_start
     ):
-        raise VitalSignError("minutes_since_end", "must be zero or more minutes")
+        raise VitalSignError("minutes_since_end", "dosing cannot end before it started")
+    _check_bp_readings(inputs.bp_readings)
     if inputs.moaas is not None and (
         isinstance(inputs.moaas, bool) or inputs.moaas not in range(6)
     ):
@@ -607,6 +656,30 @@ def _check_inputs(inputs: DischargeInputs) -> None:
         value = getattr(inputs, name)
         if value is not None and (isinstance(value, bool) or value not in range(93)):
             raise VitalSignError(name, f"CADSS (23 items) totals 0-92, got {value!r}")
+
+
+def _check_bp_readings(readings: Sequence[BpReading]) -> None:
+    previous: BpReading | None = None
+    for n, reading in enumerate(readings):
+        where = f"bp_readings[{n}]"
+        if reading.systolic is None or reading.diastolic is None:
+            raise VitalSignError(where, "a blood-pressure reading needs systolic and diastolic")
+        _require_valid(
+            VitalSigns(systolic=reading.systolic, diastolic=reading.diastolic), f"{where}."
+        )
+        minutes = reading.minutes_after_start
+        if not (math.isfinite(minutes) and minutes >= 0):
+            raise VitalSignError(f"{where}.minutes_after_start", "must be zero or more minutes")
+        if previous is not None:
+            if minutes < previous.minutes_after_start:
+                raise VitalSignError(
+                    f"{where}.minutes_after_start", "readings must be in time order"
+                )
+            if previous.after_end and not reading.after_end:
+                raise VitalSignError(
+                    f"{where}.after_end", "a reading during dosing cannot follow one after it"
+                )
+        previous = reading
 
 
 def _protocol(protocol: str | ProtocolDef) -> ProtocolDef:
@@ -665,22 +738,23 @@ def _evaluate(
     cid = criterion.id
     if cid == "observation_time":
         if i.minutes_since_end is None:
-            return "unknown", "Time since the end of dosing not recorded."
+            return "unknown", "Dosing has not ended: observation counts from its end."
         if i.minutes_since_end >= observation:
             return (
                 "met",
-                f"{_g(i.minutes_since_end)} min since the end of dosing (at least {observation}).",
+                f"{_minutes(i.minutes_since_end)} since the end of dosing "
+                f"(at least {observation} min).",
             )
         wait = observation - i.minutes_since_end
         return "not_met", (
-            f"{_g(i.minutes_since_end)} min since the end of dosing; {protocol.name} needs at "
-            f"least {observation} min ({_g(math.ceil(wait))} min to go)."
+            f"{_minutes(i.minutes_since_end)} since the end of dosing; {protocol.name} needs at "
+            f"least {observation} min ({math.ceil(wait)} min to go)."
         )
-    if cid == "blood_pressure":
-        return _bp_status(i, s)
+    if cid in _BP_CRITERIA:
+        return _BP_CRITERIA[cid](i, s, protocol)
     if cid == "heart_rate":
         if i.heart_rate is None:
-            return "unknown", "Heart rate not recorded."
+            return "unknown", "No heart-rate reading since dosing ended."
         if i.baseline_heart_rate is None:
             return "unknown", "Baseline heart rate not recorded."
         band = s.discharge_heart_rate_band_percent
@@ -696,7 +770,7 @@ def _evaluate(
         )
     if cid == "spo2":
         if i.spo2 is None:
-            return "unknown", "SpO2 not recorded."
+            return "unknown", "No SpO2 reading since dosing ended."
         if i.on_room_air is None:
             return "unknown", "Not recorded whether SpO2 was measured on room air."
         if not i.on_room_air:
@@ -747,30 +821,170 @@ def _evaluate(
     raise AssertionError(f"unhandled discharge criterion {cid}")
 
 
-def _bp_status(i: DischargeInputs, s: MonitoringSettings) -> tuple[Status, str]:
-    if i.systolic is None or i.diastolic is None:
-        return "unknown", "Blood pressure not recorded."
-    reading = f"{_g(i.systolic)}/{_g(i.diastolic)} mmHg"
-    limit = f"{s.bp_caution_systolic}/{s.bp_caution_diastolic}"
-    if i.systolic < s.bp_caution_systolic and i.diastolic < s.bp_caution_diastolic:
-        return "met", f"Blood pressure {reading} is below {limit}."
+# --- discharge blood pressure: five criteria, every one needed ------------------------------
+
+_Verdict = tuple[Status, str]
+_AXES = ("systolic", "diastolic")
+_COMPARISON_WORDS = {"at_least": "at or above", "above": "above", "below": "below"}
+
+
+def _baseline_text(i: DischargeInputs) -> str:
+    return f"{_g(i.baseline_systolic)}/{_g(i.baseline_diastolic)}"  # type: ignore[arg-type]
+
+
+def _no_discharge_bp(i: DischargeInputs) -> str:
+    """Why there is no blood pressure to discharge on, precisely."""
+    if i.minutes_since_end is None:
+        return "Dosing has not ended: discharge needs a blood pressure taken after it."
+    if i.bp_readings:
+        last = i.bp_readings[-1]
+        return (
+            f"No blood-pressure reading since dosing ended (the latest, {last.text()} "
+            f"{_minutes(last.minutes_after_start)} after the dose started, was during dosing): "
+            "take one."
+        )
+    return "No blood-pressure reading since dosing ended: take one."
+
+
+def _when(reading: BpReading) -> str:
+    return f"{_minutes(reading.minutes_after_start)} after the dose started"
+
+
+def _band_phrase(alert: Alert) -> str:
+    rule = next(r for r in load_monitoring().alerts if r.code == alert.code)
+    label = _LABEL[alert.field].lower()
+    if alert.baseline is not None:
+        return (
+            f"{label} {_g(alert.value - alert.baseline)} mmHg over the pre-dose "
+            f"{_g(alert.baseline)} (alert from +{_g(alert.threshold)}, {alert.severity})"
+        )
+    return (
+        f"{label} {_g(alert.value)} {_COMPARISON_WORDS[rule.comparison]} "
+        f"{_g(alert.threshold)} ({alert.severity})"
+    )
+
+
+def _bp_no_alert_band(i: DischargeInputs, s: MonitoringSettings, _p: ProtocolDef) -> _Verdict:
+    """The discharge reading raises no blood-pressure alert of the rules in force (high, rise
+    over the pre-dose reading, low systolic, low mean pressure). Earlier alerts were raised and
+    acknowledged in their time; whether the pressure has settled since is the next criteria's
+    question."""
+    latest = i.discharge_bp
+    if latest is None:
+        return "unknown", _no_discharge_bp(i)
+    baseline = VitalSigns(systolic=i.baseline_systolic, diastolic=i.baseline_diastolic)
+    found = alerts(VitalSigns(systolic=latest.systolic, diastolic=latest.diastolic), baseline, s)
+    reading = f"Blood pressure {latest.text()} ({_when(latest)})"
+    if found:
+        phrases = "; ".join(_band_phrase(a) for a in found)
+        return "not_met", (
+            f"{reading} is in an alert band: {phrases}. Keep monitoring and act on the alert."
+        )
     if i.baseline_systolic is None or i.baseline_diastolic is None:
         return "unknown", (
-            f"Blood pressure {reading} is not below {limit} and no baseline is recorded to "
-            "compare with."
+            f"{reading} is in no absolute alert band, but the pre-dose blood pressure is not "
+            "recorded: the rise alerts cannot be checked."
         )
+    return "met", f"{reading} raises no alert (high, rise over the pre-dose reading, or low)."
+
+
+def _bp_hypotension_floor(i: DischargeInputs, s: MonitoringSettings, _p: ProtocolDef) -> _Verdict:
+    latest = i.discharge_bp
+    if latest is None:
+        return "unknown", _no_discharge_bp(i)
+    floor = s.discharge_systolic_at_least
+    if latest.systolic >= floor:
+        return "met", f"Systolic {_g(latest.systolic)} mmHg is at or above {floor}."
+    return "not_met", (
+        f"Systolic {_g(latest.systolic)} mmHg is below {floor}: hypotension. Keep the patient "
+        "lying down and monitored, and tell the prescriber."
+    )
+
+
+def _bp_at_baseline_or_falling(
+    i: DischargeInputs, _s: MonitoringSettings, _p: ProtocolDef
+) -> _Verdict:
+    """At or below the pre-dose reading on both axes, or falling: on each axis still above
+    its pre-dose value, lower than the previous post-dose reading (and so below the post-dose
+    peak). Equal to the previous reading is not falling."""
+    latest = i.discharge_bp
+    if latest is None:
+        return "unknown", _no_discharge_bp(i)
+    reading = f"Blood pressure {latest.text()}"
+    if i.baseline_systolic is None or i.baseline_diastolic is None:
+        return "unknown", f"{reading}: the pre-dose blood pressure is not recorded to compare."
+    base = {"systolic": i.baseline_systolic, "diastolic": i.baseline_diastolic}
+    above = [axis for axis in _AXES if getattr(latest, axis) > base[axis]]
+    if not above:
+        return "met", f"{reading} is at or below the pre-dose {_baseline_text(i)}."
+    where = f"{reading} is above the pre-dose {_baseline_text(i)} ({' and '.join(above)})"
+    if len(i.bp_readings) < 2:
+        return "unknown", (
+            f"{where}, and there is no earlier post-dose reading to tell whether it is "
+            "falling: repeat the reading."
+        )
+    previous = i.bp_readings[-2]
+    peak = "/".join(_g(max(getattr(r, axis) for r in i.bp_readings)) for axis in _AXES)
+    trend = "; ".join(
+        f"{axis} {_g(getattr(latest, axis))} after {_g(getattr(previous, axis))}" for axis in above
+    )
+    if all(getattr(latest, axis) < getattr(previous, axis) for axis in above):
+        return "met", f"{where}, but falling: {trend} (post-dose peak {peak})."
+    return "not_met", (
+        f"{where} and not falling: {trend} (post-dose peak {peak}). Keep monitoring until it "
+        "declines."
+    )
+
+
+def _bp_within_baseline_band(
+    i: DischargeInputs, s: MonitoringSettings, _p: ProtocolDef
+) -> _Verdict:
+    latest = i.discharge_bp
+    if latest is None:
+        return "unknown", _no_discharge_bp(i)
+    if i.baseline_systolic is None or i.baseline_diastolic is None:
+        return "unknown", "The pre-dose blood pressure is not recorded to compare."
     band = s.discharge_bp_band_percent
-    if _within(i.systolic, i.baseline_systolic, band) and _within(
-        i.diastolic, i.baseline_diastolic, band
-    ):
+    inside = _within(latest.systolic, i.baseline_systolic, band) and _within(
+        latest.diastolic, i.baseline_diastolic, band
+    )
+    if inside:
         return "met", (
-            f"Blood pressure {reading} is within {band}% of baseline "
-            f"{_g(i.baseline_systolic)}/{_g(i.baseline_diastolic)}."
+            f"Blood pressure {latest.text()} is within {band}% of the pre-dose {_baseline_text(i)}."
         )
     return "not_met", (
-        f"Blood pressure {reading} is not below {limit} and is more than {band}% from baseline "
-        f"{_g(i.baseline_systolic)}/{_g(i.baseline_diastolic)}: keep monitoring."
+        f"Blood pressure {latest.text()} is more than {band}% from the pre-dose "
+        f"{_baseline_text(i)}: keep monitoring."
     )
+
+
+def _bp_reassessment(i: DischargeInputs, _s: MonitoringSettings, p: ProtocolDef) -> _Verdict:
+    """A reading in the protocol's window around its reassessment time (esketamine: about
+    40 minutes after dosing). A window that has passed without one is a missed step."""
+    assert p.monitoring is not None
+    due = p.monitoring.bp_reassessment_minutes.value
+    window = p.monitoring.bp_reassessment_window_minutes.value
+    start, end = due - window, due + window
+    span = f"{start}-{end} min after the dose started (due at about {due} min)"
+    inside = [r for r in i.bp_readings if start <= r.minutes_after_start <= end]
+    if inside:
+        closest = min(inside, key=lambda r: abs(r.minutes_after_start - due))
+        return "met", f"Blood pressure {closest.text()} read {_when(closest)} ({span})."
+    if i.minutes_since_start is not None and i.minutes_since_start > end:
+        return "not_met", (
+            f"No blood-pressure reading {span}: the reassessment was missed. Keep monitoring; "
+            "a prescriber signs with the reason."
+        )
+    return "unknown", f"Blood pressure to be read {span}; no reading yet."
+
+
+_BP_CRITERIA: dict[str, Callable[[DischargeInputs, MonitoringSettings, ProtocolDef], _Verdict]] = {
+    "bp_no_alert_band": _bp_no_alert_band,
+    "bp_hypotension_floor": _bp_hypotension_floor,
+    "bp_at_baseline_or_falling": _bp_at_baseline_or_falling,
+    "bp_within_baseline_band": _bp_within_baseline_band,
+    "bp_reassessment": _bp_reassessment,
+}
 
 
 def _dissociation_status(i: DischargeInputs, s: MonitoringSettings) -> tuple[Status, str]:

@@ -36,6 +36,7 @@ __all__ = [
     "load_protocols",
     "load_protocols_file",
     "protocol_ids",
+    "require_ordered_alert_thresholds",
 ]
 
 Evidence = Literal["V", "S", "M"]
@@ -184,12 +185,22 @@ class CourseDef(_Model):
 class ProtocolMonitoring(_Model):
     observation_minutes: Cited[int]
     rems_required: bool
+    # A blood-pressure reading is due this many minutes after the dose started (the expected
+    # peak), give or take the window; discharge needs one.
+    bp_reassessment_minutes: Cited[int]
+    bp_reassessment_window_minutes: Cited[int]
     notes: tuple[Note, ...] = ()
 
     @model_validator(mode="after")
     def _non_negative(self) -> Self:
         if self.observation_minutes.value < 0:
             raise ValueError("observation_minutes must not be negative")
+        due, window = self.bp_reassessment_minutes.value, self.bp_reassessment_window_minutes.value
+        if not 0 < window < due:
+            raise ValueError(
+                f"bp_reassessment_window_minutes ({window}) must be positive and below "
+                f"bp_reassessment_minutes ({due}): the window cannot reach back to the dose start"
+            )
         return self
 
 
@@ -310,15 +321,29 @@ class GateBandDef(_Model):
     sources: tuple[Slug, ...] = Field(min_length=1)
 
 
+# Alert fields: the readings, and the mean arterial pressure derived from systolic and
+# diastolic when both are present.
+AlertField = Literal[
+    "systolic", "diastolic", "mean_arterial_pressure", "heart_rate", "spo2", "respiratory_rate"
+]
+
+
 class AlertRuleDef(_Model):
     code: Code
-    field: Literal["systolic", "diastolic", "heart_rate", "spo2", "respiratory_rate"]
+    field: AlertField
     kind: Literal["absolute", "rise"]
     comparison: Literal["at_least", "above", "below"]
     setting: str
     severity: Literal["warning", "critical"]
     text: str = Field(min_length=1)
     sources: tuple[Slug, ...] = Field(min_length=1)
+    # Of the rules of one group that fire on one reading, only the most severe is raised.
+    # Default: the rules of the same field and kind (SpO2 below 92 and below 88).
+    group: Code | None = None
+
+    @property
+    def group_key(self) -> str:
+        return self.group or f"{self.field}.{self.kind}"
 
 
 class Range(_Model):
@@ -356,6 +381,7 @@ class DischargeCriterionDef(_Model):
     applies_to: Literal["all", "rems"]
     required: bool
     sources: tuple[Slug, ...] = Field(min_length=1)
+    note: str | None = None
 
 
 class VitalSignCode(_Model):
@@ -375,7 +401,11 @@ class VitalSignCodes(_Model):
 # The discharge criteria the code evaluates; the knowledge file must list exactly these.
 DISCHARGE_CRITERIA: tuple[str, ...] = (
     "observation_time",
-    "blood_pressure",
+    "bp_no_alert_band",
+    "bp_hypotension_floor",
+    "bp_at_baseline_or_falling",
+    "bp_within_baseline_band",
+    "bp_reassessment",
     "heart_rate",
     "spo2",
     "sedation",
@@ -426,15 +456,14 @@ class MonitoringDef(_Model):
                 raise ValueError(f"alert {alert.code}: unknown setting {alert.setting}")
             if alert.kind == "rise" and alert.comparison != "at_least":
                 raise ValueError(f"alert {alert.code}: a rise is compared with at_least")
+            if alert.field == "mean_arterial_pressure" and alert.kind == "rise":
+                raise ValueError(f"alert {alert.code}: the mean arterial pressure has no rise rule")
             _check_placeholders(
                 f"alert {alert.code}",
                 alert.text,
-                {"value", "threshold", "baseline", "rise"} | known,
+                {"value", "threshold", "baseline", "rise", "systolic", "diastolic"} | known,
             )
-        if not self.value("alert_spo2_critical_below") < self.value("alert_spo2_warning_below"):
-            raise ValueError("SpO2 critical threshold must be below the warning threshold")
-        if not self.value("alert_heart_rate_below") < self.value("alert_heart_rate_above"):
-            raise ValueError("heart-rate low threshold must be below the high threshold")
+        require_ordered_alert_thresholds(self.value)
         if not 0 <= self.value("cbt_window_start_hours") < self.value("cbt_window_end_hours"):
             raise ValueError("the CBT window must start before it ends")
         ids = tuple(c.id for c in self.discharge)
@@ -456,6 +485,46 @@ class MonitoringDef(_Model):
             for entry in group:
                 ids |= set(entry.sources)
         return ids
+
+
+def require_ordered_alert_thresholds(value: Any) -> None:
+    """Alert thresholds that contradict each other are refused, naming the settings:
+    ``value(name)`` gives a setting's value (the file's defaults or a clinic's values)."""
+    checks = (
+        (
+            "alert_spo2_critical_below",
+            "alert_spo2_warning_below",
+            "the SpO2 critical threshold must be below the warning threshold",
+        ),
+        (
+            "alert_systolic_critical_below",
+            "alert_systolic_warning_below",
+            "the critical low systolic threshold must be below the warning one",
+        ),
+        (
+            "alert_systolic_warning_below",
+            "alert_systolic_at_least",
+            "the low systolic alert threshold must be below the high one",
+        ),
+        (
+            "alert_heart_rate_critical_below",
+            "alert_heart_rate_below",
+            "the critical low heart-rate threshold must be below the warning one",
+        ),
+        (
+            "alert_heart_rate_below",
+            "alert_heart_rate_above",
+            "the low heart-rate threshold must be below the high one",
+        ),
+        (
+            "alert_heart_rate_above",
+            "alert_heart_rate_critical_above",
+            "the critical high heart-rate threshold must be above the warning one",
+        ),
+    )
+    for low, high, message in checks:
+        if not value(low) < value(high):
+            raise ValueError(f"{message} ({low} {value(low):g}, {high} {value(high):g})")
 
 
 # --- loading ---------------------------------------------------------------------------------

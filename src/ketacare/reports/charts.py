@@ -47,6 +47,14 @@ class _Panel:
     title: str
     unit: str
     fields: tuple[tuple[str, str, str], ...]  # (field, legend label, colour)
+    # Values derived from the plotted ones, drawn here only as alert thresholds and alerts:
+    # (field, label).
+    derived: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def marked(self) -> list[str]:
+        """The fields whose thresholds and alerts this panel draws."""
+        return [f for f, _label, _colour in self.fields] + [f for f, _label in self.derived]
 
 
 _PANELS = (
@@ -54,6 +62,7 @@ _PANELS = (
         "Blood pressure (mmHg)",
         "mmHg",
         (("systolic", "Systolic", "#1f4e9c"), ("diastolic", "Diastolic", "#5b9bd5")),
+        (("mean_arterial_pressure", "MAP"),),
     ),
     _Panel("Heart rate (beats/min)", "beats/min", (("heart_rate", "Heart rate", "#6a3d9a"),)),
     _Panel("SpO2 (%)", "%", (("spo2", "SpO2", "#00796b"),)),
@@ -63,7 +72,11 @@ _PANELS = (
         (("respiratory_rate", "Respiratory rate", "#5d4037"),),
     ),
 )
-_FIELD_LABEL = {f: label for p in _PANELS for f, label, _ in p.fields}
+_PLOTTED = tuple(f for p in _PANELS for f, _label, _colour in p.fields)
+_FIELD_LABEL = {
+    **{f: label for p in _PANELS for f, label, _ in p.fields},
+    **{f: label for p in _PANELS for f, label in p.derived},
+}
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -109,6 +122,15 @@ def _g(value: float) -> str:
     return f"{value:g}"
 
 
+def _place(severity: str, comparison: str) -> str:
+    """Where a limit's label goes: critical ones at the right, warnings at the left, a low
+    warning under its line; so the labels of neighbouring limits (diastolic 110 and baseline
+    + 25; systolic 90 and 80; a diastolic rise near systolic 90) do not overprint."""
+    if severity == "critical":
+        return "critical"
+    return "warning_low" if comparison == "below" else "warning"
+
+
 def _thresholds(
     settings: MonitoringSettings, baseline: Any | None
 ) -> dict[str, list[dict[str, Any]]]:
@@ -117,6 +139,8 @@ def _thresholds(
     values = settings.template_values()
     out: dict[str, list[dict[str, Any]]] = {}
     for rule in load_monitoring().alerts:
+        if rule.field not in _PLOTTED:
+            continue  # no line for a derived value (the mean pressure): only its alerts
         setting = values[rule.setting]
         symbol = _SYMBOL[rule.comparison]
         name = _FIELD_LABEL[rule.field]
@@ -135,6 +159,7 @@ def _thresholds(
                 "code": rule.code,
                 "kind": rule.kind,
                 "severity": rule.severity,
+                "place": _place(rule.severity, rule.comparison),
                 "value": at,
                 "label": label,
                 "colour": _RULE_COLOUR[rule.severity],
@@ -211,7 +236,7 @@ def vitals_chart(
     rows: list[dict[str, Any]] = []
     for local, sample in timed:
         row: dict[str, Any] = {"time": _wall(local), "time_label": f"{local:%H:%M}"}
-        for field in _FIELD_LABEL:
+        for field in _PLOTTED:
             row[field] = _get(sample, field)
         rows.append(row)
 
@@ -240,7 +265,7 @@ def vitals_chart(
         width,
         panel_height,
         datasets["dosing"][0]["label"] if "dosing" in datasets else None,
-        tuple(sorted({(r["field"], r["kind"]) for r in datasets["thresholds"]})),
+        tuple(sorted({(r["field"], r["place"]) for r in datasets["thresholds"]})),
         tuple(sorted({a["field"] for a in datasets["alerts"]})),
     )
     return _with_datasets(layout, datasets)
@@ -256,12 +281,12 @@ def _vitals_layout(
     alert_fields: tuple[str, ...],
 ) -> str:
     """The vitals chart without its data. ``dosing``: the dosing window's label, None when
-    there is none; ``thresholds``: the (field, kind) of the rules drawn; ``alert_fields``: the
+    there is none; ``thresholds``: the (field, place) of the rules drawn; ``alert_fields``: the
     fields that have an alert."""
     panels: list[alt.LayerChart] = []
     for index, panel in enumerate(_PANELS):
         bottom = index == len(_PANELS) - 1
-        fields = [f for f, _label, _colour in panel.fields]
+        fields = panel.marked
         layers: list[alt.Chart] = []
         if dosing is not None:
             layers.append(
@@ -273,7 +298,7 @@ def _vitals_layout(
                     tooltip=[alt.Tooltip("label:N", title="Dosing")],
                 )
             )
-        if any(field in fields for field, _kind in thresholds):
+        if any(field in fields for field, _place in thresholds):
             rules = alt.Chart(alt.NamedData("thresholds")).transform_filter(
                 alt.FieldOneOfPredicate(field="field", oneOf=fields)
             )
@@ -284,14 +309,17 @@ def _vitals_layout(
                     tooltip=[alt.Tooltip("label:N", title="Alert threshold")],
                 )
             )
-            # Absolute limits are labelled at the right, rises at the left, so the labels of
-            # neighbouring lines (diastolic 110 and baseline + 25) do not overprint.
-            for kind, align, x, dx in (("absolute", "right", "width", -4), ("rise", "left", 0, 4)):
-                if not any(f in fields and k == kind for f, k in thresholds):
+            # Labels placed as _place says.
+            for place, align, x, dx, edge, dy in (
+                ("critical", "right", "width", -4, "bottom", -2),
+                ("warning", "left", 0, 4, "bottom", -2),
+                ("warning_low", "left", 0, 4, "top", 2),
+            ):
+                if not any(f in fields and p == place for f, p in thresholds):
                     continue  # an empty layer would warn of an infinite extent
                 layers.append(
-                    rules.transform_filter(alt.FieldEqualPredicate(field="kind", equal=kind))
-                    .mark_text(align=align, baseline="bottom", dx=dx, dy=-2, fontSize=10)
+                    rules.transform_filter(alt.FieldEqualPredicate(field="place", equal=place))
+                    .mark_text(align=align, baseline=edge, dx=dx, dy=dy, fontSize=10)
                     .encode(
                         x=alt.value(x),
                         y=alt.Y("value:Q"),

@@ -131,15 +131,20 @@ def render_session_rules_markdown(
         "",
         "## In-session alerts",
         "",
-        "| Alert | Reading | Rule | Severity | Sources |",
-        "|---|---|---|---|---|",
+        "Of the rules of one group that fire on one reading, only the most severe is raised",
+        "(critical first). The mean arterial pressure is (systolic + 2 x diastolic) / 3, computed",
+        "when both are read.",
+        "",
+        "| Alert | Reading | Rule | Severity | Group | Sources |",
+        "|---|---|---|---|---|---|",
     ]
     for rule in monitoring.alerts:
         cited.update(rule.sources)
         what = "rise over baseline" if rule.kind == "rise" else "value"
         lines.append(
             f"| `{rule.code}` | {rule.field} | {what} {rule.comparison.replace('_', ' ')} "
-            f"{values[rule.setting]:g} | {rule.severity} | {_src(rule.sources)} |"
+            f"{values[rule.setting]:g} | {rule.severity} | {rule.group_key} "
+            f"| {_src(rule.sources)} |"
         )
     cited.update(monitoring.plausibility.sources)
     lines += [
@@ -157,14 +162,19 @@ def render_session_rules_markdown(
         "",
         "## Discharge criteria",
         "",
-        "| Criterion | Applies to | Required | Sources |",
-        "|---|---|---|---|",
+        "Every required criterion must be met; a criterion whose data are missing is unknown,",
+        "which is never met. Blood pressure: the discharge reading is the latest taken since",
+        "dosing ended; post-dose readings are those since the dose started. The reassessment",
+        "time and window are each protocol's (Monitoring, below).",
+        "",
+        "| Id | Criterion | Applies to | Required | Sources | Note |",
+        "|---|---|---|---|---|---|",
     ]
     for c in monitoring.discharge:
         cited.update(c.sources)
         lines.append(
-            f"| {_cell(c.label)} | {c.applies_to} | {'yes' if c.required else 'no'} "
-            f"| {_src(c.sources)} |"
+            f"| `{c.id}` | {_cell(c.label)} | {c.applies_to} | {'yes' if c.required else 'no'} "
+            f"| {_src(c.sources)} | {_cell(c.note or '')} |"
         )
     lines += [
         "",

@@ -208,6 +208,20 @@ def acknowledge_alert(
 
 
 @router.post(
+    "/sessions/{session_id}/alerts/acknowledgement",
+    summary="Acknowledge several alerts together (those raised by one reading)",
+    description=(
+        "One action text for every alert named, in one transaction: an alert not in the "
+        "session (404) or already acknowledged (422) refuses them all."
+    ),
+)
+def acknowledge_alerts(
+    db: DbSession, principal: CurrentPrincipal, session_id: int, body: rec.AlertsAckIn
+) -> dict[str, Any]:
+    return rec.acknowledge_alerts(db, principal.actor, session_id, body)
+
+
+@router.post(
     "/sessions/{session_id}/discharge-check",
     summary="The discharge checklist now (nothing is stored)",
 )

@@ -69,6 +69,31 @@ def _chart_spec(detail: uc.SessionDetail, monitoring: Any, tz: str) -> str:
     return spec_json(spec)
 
 
+def _alert_groups(alerts: list[uc.AlertOut], acknowledged: set[int]) -> list[dict[str, Any]]:
+    """The open alerts, one group per reading (they are acknowledged together): groups with a
+    critical alert first, then the newest; critical first inside a group."""
+    groups: dict[int, list[uc.AlertOut]] = {}
+    for alert in alerts:
+        if alert.id not in acknowledged:
+            groups.setdefault(alert.vital_sample_id, []).append(alert)
+    out = []
+    for sample_id, members in groups.items():
+        members.sort(key=lambda a: (a.severity != "critical", a.id))
+        out.append(
+            {
+                "vital_sample_id": sample_id,
+                "alerts": members,
+                "size": len(members),
+                "severity": members[0].severity,
+                "raised_at": max(a.raised_at for a in members),
+            }
+        )
+    out.sort(key=lambda g: g["vital_sample_id"], reverse=True)
+    out.sort(key=lambda g: g["raised_at"], reverse=True)
+    out.sort(key=lambda g: g["severity"] != "critical")
+    return out
+
+
 def _live_context(
     db: Session,
     principal: Principal,
@@ -82,10 +107,12 @@ def _live_context(
     vitals chart too (a poll builds it only when the card changed)."""
     detail = uc.get_session(db, principal.actor, session_id)
     record = rec.session_record(db, principal.actor, session_id, events=detail.events)
+    acknowledged = set(record.acknowledged_alert_ids)
     context = {
         "s": detail,
         "record": record,
-        "acknowledged": set(record.acknowledged_alert_ids),
+        "acknowledged": acknowledged,
+        "alert_groups": _alert_groups(detail.alerts, acknowledged),
         "recording": detail.status in uc.RECORDING and detail.signed_at is None,
         "monitoring": settings.monitoring,
     }
@@ -183,8 +210,11 @@ def live(
     acked: int = -1,
     status: str = "",
 ) -> Response:
-    """The monitoring card alone, for HTMX polling. When nothing changed since the counts the
-    page holds, 204 leaves the card (and anything being typed into it) as it is."""
+    """The monitoring card's readings, for HTMX polling. When nothing changed since the
+    counts the page holds, 204 leaves the card as it is. The open alerts and their
+    acknowledgement forms come along (out of band) only when the alerts changed: a refresh
+    never replaces a form someone may be typing in for nothing, and the boxes themselves are
+    kept when it does (see sessions/_live.html)."""
     settings = effective_settings(db, principal.actor.clinic_id)
     context = _live_context(db, principal, session_id, settings, chart=False)
     detail: uc.SessionDetail = context["s"]
@@ -192,7 +222,8 @@ def live(
     if now == (vitals, alerts, acked, status):
         return Response(status_code=204)
     context["chart_json"] = _chart_spec(detail, settings.monitoring, settings.timezone)
-    return render(request, "sessions/_live.html", principal, **context)
+    context["alerts_changed"] = now[1:] != (alerts, acked, status)
+    return render(request, "sessions/_poll.html", principal, **context)
 
 
 def _act(
@@ -448,6 +479,21 @@ async def acknowledge(
         ),
         anchor="monitoring",
     )
+
+
+@router.post("/alerts/ack")
+async def acknowledge_together(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
+) -> Response:
+    """The alerts of one reading, acknowledged with one action text."""
+    form = await request.form()
+
+    def run() -> None:
+        ids = [v for v in form.getlist("alert_id") if isinstance(v, str)]
+        data = rec.AlertsAckIn.model_validate({"alert_ids": ids, "action": form.get("action")})
+        rec.acknowledge_alerts(db, principal.actor, session_id, data)
+
+    return _act(request, db, principal, session_id, "alerts", form, run, anchor="monitoring")
 
 
 def _discharge_form(form: FormData) -> dict[str, bool | None]:
