@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -476,3 +477,39 @@ def test_the_worklist_shows_each_patients_open_risk_flags_in_words(
     (item,) = page.items
     assert [f.level for f in item.risk_flags] == ["urgent"]
     assert item.risk_flags[0].words.startswith("PHQ-9 question 9")
+
+
+def test_the_demo_doses_no_patient_inside_the_interval_and_shows_the_refusal_and_a_flag(
+    db: Session,
+) -> None:
+    from ketacare.app import demo
+    from ketacare.app import point_of_care as poc
+    from ketacare.app.permissions import Actor
+    from ketacare.store.models import DoseOrder, TreatmentSession
+
+    now = datetime.now(UTC)
+    clinic_id = demo.load_demo(db, now=now).clinic_id
+    doses: dict[int, list[datetime]] = {}
+    for patient_id, started in db.execute(
+        select(TreatmentSession.patient_id, TreatmentSession.dose_started_at).where(
+            TreatmentSession.clinic_id == clinic_id, TreatmentSession.dose_started_at.is_not(None)
+        )
+    ):
+        doses.setdefault(patient_id, []).append(started)
+    gaps = [b - a for times in map(sorted, doses.values()) for a, b in pairwise(times)]
+    assert gaps and min(gaps) >= timedelta(hours=48)
+    # A second infusion booked today for a patient dosed this morning: its order was refused.
+    refused = db.scalars(
+        select(DoseOrder).where(DoseOrder.clinic_id == clinic_id, DoseOrder.status == "refused")
+    ).all()
+    assert [r["code"] for o in refused for r in o.output["refusals"]] == ["interval_too_short"]
+    # Today's worklist shows a patient's risk flag on the infusion it waits for.
+    actor = Actor(clinic_id, Role.SYSTEM, "test")
+    day = now.astimezone(ZoneInfo("America/Toronto")).date()
+    flagged = [i for i in uc.worklist(db, actor, day).items if i.risk_flags]
+    assert [i.session.status for i in flagged] == ["scheduled"]
+    assert (
+        poc.point_of_care(db, actor, flagged[0].session.id)
+        .risk_flags[0]
+        .words.startswith("PHQ-9 question 9")
+    )
