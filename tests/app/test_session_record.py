@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, select, text, update
@@ -21,6 +22,7 @@ from ketacare.store.models import (
     AuditEvent,
     BodyMeasurement,
     Clinic,
+    MedicationEntry,
     SessionEvent,
     TreatmentSession,
 )
@@ -97,6 +99,7 @@ def test_escalation_is_measured_from_the_last_dosed_session(
     first = running(db, world_a)
     rec.order_dose(db, world_a.actor(Role.PRESCRIBER), first, ORDER)
     rec.start_dose(db, world_a.actor(Role.NURSE), first)
+    _dose_started_ago(db, first, 72 * 60)  # the previous infusion, three days ago
     second = running(db, world_a)
     jump = rec.OrderRequest(mg_per_kg=1.0, minutes=40, bag_volume_ml=100)
     order = rec.order_dose(db, world_a.actor(Role.PRESCRIBER), second, jump)
@@ -191,8 +194,21 @@ def _dose_given(db: Session, world: ClinicWorld) -> int:
     sid = running(db, world)
     rec.order_dose(db, world.actor(Role.PRESCRIBER), sid, ORDER)
     rec.start_dose(db, world.actor(Role.NURSE), sid)
+    _dose_started_ago(db, sid, 40)  # the whole infusion ran
     rec.end_dose(db, world.actor(Role.NURSE), sid)
     return sid
+
+
+def _dose_started_ago(db: Session, sid: int, minutes: float) -> None:
+    db.execute(
+        update(TreatmentSession)
+        .where(TreatmentSession.id == sid)
+        .values(
+            dose_started_at=utcnow() - timedelta(minutes=minutes),
+            version=TreatmentSession.version + 1,
+        )
+    )
+    db.commit()
 
 
 def _age_the_dose(db: Session, sid: int, minutes: int) -> None:
@@ -356,6 +372,7 @@ def _dose_given_at(db: Session, world: ClinicWorld, systolic: int, diastolic: in
     uc.start_session(db, world.actor(Role.PRESCRIBER), sid, check)
     rec.order_dose(db, world.actor(Role.PRESCRIBER), sid, ORDER)
     rec.start_dose(db, world.actor(Role.NURSE), sid)
+    _dose_started_ago(db, sid, 40)  # the whole infusion ran
     rec.end_dose(db, world.actor(Role.NURSE), sid)
     _age_the_dose(db, sid, 90)
     return sid
@@ -506,3 +523,187 @@ def test_acknowledging_together_is_all_or_none(db: Session, world_a: ClinicWorld
             sid,
             rec.AlertsAckIn(alert_ids=ids[1:], action="Seen"),
         )
+
+
+# --- the minimum interval between doses, at the point of care ---------------------------------
+
+
+def _previous_dose(db: Session, world: ClinicWorld, hours_ago: float, protocol: str) -> int:
+    """Infusion #5 of the patient, dosed ``hours_ago`` (signed, as a finished one is)."""
+    patient = world.patients[0]
+    started = utcnow() - timedelta(hours=hours_ago)
+    row = TreatmentSession(
+        clinic_id=patient.clinic_id,
+        patient_id=patient.id,
+        protocol_id=protocol,
+        number=5,
+        scheduled_at=started - timedelta(minutes=15),
+        status="completed",
+        started_at=started - timedelta(minutes=15),
+        dose_started_at=started,
+        dose_ended_at=started + timedelta(minutes=40),
+        signed_at=started + timedelta(hours=2),
+    )
+    db.add(row)
+    db.commit()
+    return row.id
+
+
+def _earliest_local(hours_ago: float) -> str:
+    earliest = utcnow() - timedelta(hours=hours_ago) + timedelta(hours=48)
+    return earliest.astimezone(ZoneInfo("America/Toronto")).strftime("%a %d %b %Y %H:%M")
+
+
+def test_an_infusion_ordered_9_hours_after_the_last_is_refused_naming_the_earliest_time(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    weigh(db, world_a)
+    _previous_dose(db, world_a, 9, "iv-ketamine")
+    # Infusion #6, started as the record had it (the start itself is checked below).
+    patient = world_a.patients[0]
+    row = TreatmentSession(
+        clinic_id=patient.clinic_id,
+        patient_id=patient.id,
+        protocol_id="iv-ketamine",
+        number=6,
+        scheduled_at=utcnow(),
+        status="in_progress",
+        baseline={"systolic": 122, "diastolic": 76},
+        started_at=utcnow(),
+    )
+    db.add(row)
+    db.commit()
+    sid = row.id
+    prescriber = world_a.actor(Role.PRESCRIBER)
+    order = rec.order_dose(db, prescriber, sid, ORDER)
+    assert order.status == "refused" and order.dose_mg is None
+    (refusal,) = order.output["refusals"]
+    assert refusal["code"] == "interval_too_short"
+    assert "9.0 h before" in refusal["text"] and "minimum interval is 48 h" in refusal["text"]
+    assert _earliest_local(9) in refusal["text"], "the earliest time, in the clinic's zone"
+    assert order.output["rate_ml_per_h"] is None, "a refused order carries no pump rate"
+    with pytest.raises(InvalidInput) as err:
+        rec.start_dose(db, world_a.actor(Role.NURSE), sid)
+    assert err.value.field == "order"
+    # The IV protocol lets a prescriber override, with the reason; it is kept on the order.
+    reason = "Last infusion stopped after 5 min (vomiting); dose not given"
+    override = ORDER.model_copy(update={"interval_override_reason": reason})
+    with pytest.raises(Forbidden):
+        rec.order_dose(db, world_a.actor(Role.NURSE), sid, override)
+    ordered = rec.order_dose(db, prescriber, sid, override)
+    assert ordered.status == "ordered"
+    assert any(
+        w["code"] == "interval_override" and reason in w["text"] for w in ordered.output["warnings"]
+    )
+    assert rec.start_dose(db, world_a.actor(Role.NURSE), sid)["order_id"] == ordered.id
+
+
+def test_the_start_inside_the_interval_needs_a_prescribers_override(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    _previous_dose(db, world_a, 9, "iv-ketamine")
+    sid = scheduled(db, world_a)
+    check = uc.PreCheck(systolic=122, diastolic=76, **PASSING)  # type: ignore[arg-type]
+    with pytest.raises(Forbidden) as forbidden:
+        uc.start_session(db, world_a.actor(Role.NURSE), sid, check)
+    assert _earliest_local(9) in forbidden.value.message
+    reason = "Repeat dose agreed: the last one was stopped after 5 minutes"
+    out = uc.start_session(
+        db,
+        world_a.actor(Role.PRESCRIBER),
+        sid,
+        check.model_copy(update={"override_reason": reason}),
+    )
+    assert out.prechecks is not None and out.prechecks["interval_override"] == reason
+    interval = next(c for c in out.prechecks["checks"] if c["id"] == "dose_interval")
+    assert interval["band"] == "hold" and interval["outcome"] == "too_soon_override"
+    # The override at the start carries over to the order.
+    weigh(db, world_a)
+    order = rec.order_dose(db, world_a.actor(Role.PRESCRIBER), sid, ORDER)
+    assert order.status == "ordered"
+    assert [w["code"] for w in order.output["warnings"]] == ["interval_override"]
+
+
+def test_esketamine_inside_the_interval_is_refused_with_no_override(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    _previous_dose(db, world_a, 30, "intranasal-esketamine")
+    patient = world_a.patients[0]
+    db.add(
+        MedicationEntry(
+            clinic_id=patient.clinic_id, patient_id=patient.id, name_entered="ibuprofen 400 mg"
+        )
+    )
+    db.commit()
+    sid = uc.create_session(
+        db,
+        world_a.actor(Role.NURSE),
+        patient.id,
+        uc.SessionCreate(protocol_id="intranasal-esketamine", scheduled_at=utcnow()),
+    ).id
+    check = uc.PreCheck(
+        systolic=122,
+        diastolic=76,
+        **PASSING,
+        override_reason="Patient travels tomorrow, dose today",  # type: ignore[arg-type]
+    )
+    with pytest.raises(InvalidInput) as err:
+        uc.start_session(db, world_a.actor(Role.PRESCRIBER), sid, check)
+    assert err.value.field == "dose_interval"
+    assert "allows no override" in err.value.message
+    (event,) = uc.get_session(db, world_a.actor(Role.NURSE), sid).events
+    assert event.detail is not None and event.detail["code"] == "interval_too_short"
+    order = rec.order_dose(
+        db,
+        world_a.actor(Role.PRESCRIBER),
+        sid,
+        rec.OrderRequest(dose_mg=56, interval_override_reason="Patient travels tomorrow"),
+    )
+    assert order.status == "refused"
+    assert order.output["refusals"][-1]["code"] == "interval_too_short"
+
+
+def test_a_dose_start_inside_the_interval_is_refused_and_recorded(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    weigh(db, world_a)
+    sid = running(db, world_a)
+    order = rec.order_dose(db, world_a.actor(Role.PRESCRIBER), sid, ORDER)
+    assert order.status == "ordered"
+    # Meanwhile another session of the patient was dosed (entered late, two hours ago).
+    _previous_dose(db, world_a, 2, "iv-ketamine")
+    with pytest.raises(InvalidInput) as err:
+        rec.start_dose(db, world_a.actor(Role.NURSE), sid)
+    assert err.value.field == "dose_interval"
+    events = uc.get_session(db, world_a.actor(Role.NURSE), sid).events
+    assert [e.kind for e in events] == ["started", "dose_refused"]
+    assert events[-1].detail is not None and events[-1].detail["code"] == "interval_too_short"
+
+
+# --- ending a dose at once -------------------------------------------------------------------
+
+
+def test_ending_dosing_under_the_minimum_time_needs_a_confirmed_reason(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    weigh(db, world_a)
+    sid = running(db, world_a)
+    rec.order_dose(db, world_a.actor(Role.PRESCRIBER), sid, ORDER)
+    nurse = world_a.actor(Role.NURSE)
+    rec.start_dose(db, nurse, sid)
+    with pytest.raises(InvalidInput) as err:
+        rec.end_dose(db, nurse, sid)
+    assert err.value.field == "short_reason"
+    assert "0 min ago" in err.value.message and "minimum dosing time of 40 min" in err.value.message
+    reason = "Pump occlusion alarm, line resited; the rest of the bag was discarded"
+    rec.end_dose(db, nurse, sid, rec.DoseEndIn(short_reason=reason))
+    ended = uc.get_session(db, nurse, sid).events[-1]
+    assert ended.kind == "dose_ended" and ended.detail is not None
+    assert ended.detail["short_reason"] == reason and ended.detail["minimum_minutes"] == 40
+
+
+def test_ending_after_the_minimum_time_needs_no_reason(db: Session, world_a: ClinicWorld) -> None:
+    sid = _dose_given(db, world_a)
+    ended = uc.get_session(db, world_a.actor(Role.NURSE), sid).events[-1]
+    assert ended.kind == "dose_ended" and ended.detail is not None
+    assert "short_reason" not in ended.detail and ended.detail["minutes"] >= 40

@@ -50,6 +50,11 @@ def test_a_full_session_from_checks_to_sign_off(
     pregnancy = checks.get_by_label("not pregnant (test negative or excluded)")
     if pregnancy.count():
         pregnancy.check()
+    # Demo patients take an ADHD stimulant, which the Spravato label names: the nurse writes
+    # down the monitoring change (a list without one leaves the field empty).
+    checks.get_by_label("Monitoring change", exact=False).fill(
+        "BP every 5 min for the first 40 min"
+    )
     checks.get_by_label("I have reviewed the cautions and proceed").check()
     checks.get_by_role("button", name="Check and start the session").click()
     expect(page.locator(".status").first).to_have_text("in progress")
@@ -90,11 +95,18 @@ def test_a_full_session_from_checks_to_sign_off(
 
     adverse = page.locator("#adverse")
     adverse.get_by_label("Event").select_option("nausea")
+    adverse.get_by_label("Severity").select_option("mild")
+    adverse.locator("fieldset", has_text="Serious?").get_by_label("no").check()
+    adverse.get_by_label("Outcome").select_option("resolved")
     adverse.get_by_label("What was done").fill("Ondansetron 4 mg IV")
     adverse.get_by_role("button", name="Record adverse event").click()
     expect(page.locator("#adverse")).to_contain_text("Ondansetron 4 mg IV")
 
-    page.get_by_role("button", name="End dosing").click()
+    # A minute into a 40-minute infusion: ending it needs the reason.
+    page.locator("#dosing").get_by_label("reason to end it now", exact=False).fill(
+        "Pump occlusion, line resited, bag discarded"
+    )
+    page.get_by_role("button", name="End dosing early").click()
     expect(page.locator("#dosing")).to_contain_text("observation for at least 60 min")
 
     discharge = page.locator("#discharge")

@@ -36,7 +36,10 @@ def test_it_lists_the_pre_dose_checks_and_adverse_events() -> None:
     text = render()
     assert "| Escort home arranged | no | hold |" in text
     assert "| Pregnancy status | unknown | hold |" in text
-    assert "highest severity contraindicated | hold" in text
+    assert "highest severity contraindicated | refuse" in text
+    assert "named in the label: CNS depressant" in text and "class `cns_depressant`" in text
+    assert "| Interval since the previous dose | too soon | refuse |" in text
+    assert "| `active_ideation` | CBT risk check | critical |" in text
     for event in load_session_checks().adverse_events:
         assert f"| `{event.code}` |" in text
     assert "- `ich-e2a`: " in text

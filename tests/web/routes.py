@@ -89,6 +89,26 @@ def _urgent_assessment(db: Session, t: Target) -> dict[str, Any]:
     return {"assessment_id": row.id}
 
 
+def _flagged(db: Session, t: Target) -> dict[str, Any]:
+    """A scheduled session of a patient with an open risk flag (PHQ-9 item 9 above 0)."""
+    flag = _urgent_assessment(db, t)
+    return {**_session("scheduled")(db, t), **flag}
+
+
+def _risk_decision(db: Session, t: Target) -> dict[str, Any]:
+    latest = db.scalar(
+        select(Assessment.id)
+        .where(Assessment.patient_id == t.patient_id, Assessment.urgent.is_(True))
+        .order_by(Assessment.id.desc())
+        .limit(1)
+    )
+    return {
+        "decision": "proceed",
+        "reason": "C-SSRS screen negative for intent; safety plan reviewed",
+        "flags": [f"assessment:{latest}"],
+    }
+
+
 def _sign_body(db: Session, t: Target) -> dict[str, Any]:
     patient = db.get(Patient, t.patient_id)
     assert patient is not None
@@ -469,6 +489,12 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
         P.SESSION_WRITE, ids=_with_order
     ),
     ("POST", "/api/v1/sessions/{session_id}/dose/end"): RouteCase(P.SESSION_WRITE, ids=_dosing),
+    ("GET", "/api/v1/sessions/{session_id}/point-of-care"): RouteCase(
+        P.PATIENT_READ, ids=_session("scheduled")
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/risk-decisions"): RouteCase(
+        P.SESSION_OVERRIDE, _risk_decision, 201, ids=_flagged
+    ),
     ("POST", "/api/v1/sessions/{session_id}/scores"): RouteCase(
         P.SESSION_WRITE,
         lambda _d, _t: {"instrument": "moaas", "answers": [5]},

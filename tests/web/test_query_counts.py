@@ -291,7 +291,8 @@ def test_the_session_worklist_costs_the_same_for_one_session_or_ten(
     client: TestClient, db: Session, engine: Engine, world_a: ClinicWorld
 ) -> None:
     # Two days of the clinic: one with a single session, one with ten (alerts on each, one
-    # acknowledged). A running unsigned session is listed on both days.
+    # acknowledged; each patient with an open risk flag, and one with a CBT note's flag too). A
+    # running unsigned session is listed on both days.
     zone = ZoneInfo(world_a.clinic.timezone)
     today = utcnow().astimezone(zone).date()
     quiet, busy = (datetime.combine(today - timedelta(days=d), time(9), zone) for d in (9, 2))
@@ -303,6 +304,17 @@ def test_the_session_worklist_costs_the_same_for_one_session_or_ten(
         alert = _alert(db, p, dosed[-1], at + timedelta(minutes=40))
         if n == 0:
             _acknowledge(db, p, dosed[-1], alert)
+        answers = [1] * 8 + [1]  # PHQ-9 item 9 answered "several days": an open risk flag
+        _store(db, p, "phq9", answers, source="self_report", at=at, recorded_by=None)
+    db.add(
+        TherapySession(
+            clinic_id=world_a.clinic.id,
+            patient_id=patients[0].id,
+            scheduled_at=busy - timedelta(days=1),
+            status="scheduled",
+            note={**THERAPY_NOTE, "risk_check": {"asked": True, "result": "active_ideation"}},
+        )
+    )
     _sign(db, dosed)
     running = _dosed(db, patients[1], 3, utcnow() - timedelta(hours=1), status="in_progress")
     _alert(db, patients[1], running, utcnow())
@@ -310,9 +322,15 @@ def test_the_session_worklist_costs_the_same_for_one_session_or_ten(
     _signed_in(client, world_a)
 
     days = {"one": f"/sessions?day={quiet.date()}", "ten": f"/sessions?day={busy.date()}"}
-    assert_flat(statements(client, engine, days["one"]), statements(client, engine, days["ten"]), 6)
+    # Sessions, alerts, acknowledgements and the open risk flags of the page's patients in one
+    # statement each.
+    assert_flat(statements(client, engine, days["one"]), statements(client, engine, days["ten"]), 7)
     page = client.get(days["ten"]).text
     assert all(f'href="/sessions/{sid}"' in page for sid in [*dosed[1:], running])
+    assert page.count("risk flag: ") == 11  # ten patients' rows, one of them listed twice
+    # The older CBT flag is critical: it comes before the newer PHQ-9 one.
+    assert "Critical risk flag: CBT risk check: Active ideation" in page
+    assert "(and 1 more)" in page
     assert f'href="/sessions/{dosed[0]}"' not in page
 
 
@@ -444,7 +462,8 @@ def test_the_live_session_screen_costs_the_same_for_few_readings_or_many(
     live = {p.id: statements(client, engine, f"/sessions/{ids[p.id]}/live") for p in (small, large)}
     page = {p.id: statements(client, engine, f"/sessions/{ids[p.id]}") for p in (small, large)}
     assert_flat(live[small.id], live[large.id], 16)
-    assert_flat(page[small.id], page[large.id], 16)
+    # The page adds what the dose waits for: open risk flags, risk decisions, the previous dose.
+    assert_flat(page[small.id], page[large.id], 21)
     # The acknowledgements come from the events the screen has already read: the same ones.
     card = client.get(f"/sessions/{ids[large.id]}/live").text
     assert "Acknowledged alerts (2)" in card and "acked=2" in card

@@ -31,8 +31,10 @@ from tests.web.routes import (
     _course_version,
     _dosing,
     _eligible,
+    _flagged,
     _own_token,
     _ready_to_sign,
+    _risk_decision,
     _session,
     _session_row,
     _sign_body,
@@ -362,9 +364,18 @@ UI_ROUTES: dict[tuple[str, str], UiCase] = {
     ),
     ("POST", "/sessions/{session_id}/record/adverse-event"): UiCase(
         P.SESSION_WRITE,
-        _fields(code="nausea", severity="mild"),
+        _fields(code="nausea", severity="mild", serious="no", outcome="ongoing"),
         303,
         ids=_session("in_progress"),
+    ),
+    ("POST", "/sessions/{session_id}/risk-decision"): UiCase(
+        P.SESSION_OVERRIDE,
+        lambda db, t, _ids: (
+            {k: v for k, v in _risk_decision(db, t).items() if k != "flags"}
+            | {"flag": _risk_decision(db, t)["flags"][0]}
+        ),
+        303,
+        ids=_flagged,
     ),
     ("POST", "/sessions/{session_id}/alerts/{alert_id}/ack"): UiCase(
         P.SESSION_WRITE, _fields(action="Rechecked, paused"), 303, ids=_with_alert

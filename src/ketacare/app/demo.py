@@ -248,7 +248,9 @@ def load_demo(db: Session, *, now: datetime, seed: int = 2026) -> DemoResult:
                 )
             )
         db.flush()
-        today = Today(TODAY[in_course] if stage == Stage.IN_COURSE and in_course < 3 else None)
+        today = Today(
+            TODAY[in_course] if stage == Stage.IN_COURSE and in_course < len(TODAY) else None
+        )
         in_course += stage == Stage.IN_COURSE
         _programme(db, rng, patient, stage, now, users, settings, today)
     # The demo writes its records directly; the dashboard's summaries follow from them.
@@ -347,8 +349,8 @@ def _referral(patient: Patient, now: datetime) -> dict[str, object]:
 
 
 # Stages whose patients have been through intake, sign-off and consent.
-# Today's sessions in the clinic, for the first three patients in their course.
-TODAY = ("running", "awaiting_signoff", "due")
+# Today's sessions in the clinic, for the first four patients in their course.
+TODAY = ("running", "awaiting_signoff", "due", "risk_flag")
 REVIEWED = {Stage.ELIGIBLE, Stage.INELIGIBLE, Stage.IN_COURSE, Stage.MAINTENANCE, Stage.DISCHARGED}
 TREATED = {Stage.IN_COURSE, Stage.MAINTENANCE, Stage.DISCHARGED}
 EXCLUSIONS = ["intracerebral_hemorrhage", "hypertension_uncontrolled", "ketamine_hypersensitivity"]

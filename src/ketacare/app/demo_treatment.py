@@ -1,7 +1,10 @@
 """The demo clinic's treatment: a planned course per treated patient, past infusions recorded
 as a clinic records them (pre-dose checks, order and second check, vitals every 10 minutes and
 their alerts, sedation and dissociation ratings, adverse events, discharge, sign-off), a signed
-CBT note after each, and today's sessions: one running, one waiting for sign-off, one due.
+CBT note after each, and today's sessions: one running, one waiting for sign-off, one due, one
+whose patient reported thoughts of self-harm (a risk flag the prescriber decides on before the
+dose), and a second booking of a patient dosed this morning whose order was refused (too soon
+after that dose). No patient is dosed inside the protocol's minimum interval.
 
 Everything here is invented; the clinical decisions are made by the same functions the clinic
 uses, so the stored records look exactly like real ones."""
@@ -19,7 +22,7 @@ from sqlalchemy.orm import Session
 from ketacare.app.clinic_settings import EffectiveSettings
 from ketacare.app.courses import CourseCreate, _new_plan, store_plan
 from ketacare.app.permissions import Actor, Role
-from ketacare.app.session_record import post_dose_readings
+from ketacare.app.session_record import apply_interval, post_dose_readings
 from ketacare.app.sessions import alert_row
 from ketacare.app.therapy import TherapyNote, window_status
 from ketacare.clinical.dosing import calculate_order
@@ -27,7 +30,12 @@ from ketacare.clinical.eligibility import age_on
 from ketacare.clinical.instruments import score
 from ketacare.clinical.interactions import screen
 from ketacare.clinical.monitoring import DischargeInputs, alerts, bp_gate, discharge_check
-from ketacare.clinical.prechecks import InteractionSummary, assess_prechecks, worst
+from ketacare.clinical.prechecks import (
+    InteractionSummary,
+    assess_prechecks,
+    dose_interval,
+    worst,
+)
 from ketacare.knowledge import knowledge_version
 from ketacare.knowledge.protocol_defs import get_protocol
 from ketacare.store.models import (
@@ -148,10 +156,8 @@ class _Patient:
         result = screen(names, "ketamine", "iv")
         unknown = [u.input for u in result.unrecognized]
         unknown += [f"{n.input} (not reviewed)" for n in result.not_reviewed]
-        self.interactions = InteractionSummary(
-            medicines=len(names),
-            highest_severity=result.highest_severity,
-            unrecognized=tuple(unknown),
+        self.interactions = InteractionSummary.of_findings(
+            len(names), [f.to_json_dict() for f in result.findings], unknown
         )
         self.weight = (
             db.scalar(
@@ -206,12 +212,17 @@ def _start(
     overall = worst(gate.band, checks.band)
     row.baseline = baseline
     row.gate = gate.to_json_dict()
+    named = checks.needs("monitoring_plan")
     row.prechecks = {
         **checks.to_json_dict(),
         "overall": overall,
         "screen_id": None,
         "acknowledged": overall != "proceed",
         "settings_version": p.settings.version,
+        # What the nurse writes for an interaction the Spravato label names.
+        "monitoring_plan": "BP every 5 min for the first 40 min; SpO2 and MOAA/S every 10 min."
+        if named
+        else None,
     }
     row.status = "in_progress"
     row.started_at = at
@@ -581,6 +592,15 @@ def _therapy_note(
     row.signed_at = row.scheduled_at + timedelta(minutes=(row.minutes or 50) + 10)
 
 
+# When each of today's situations is booked, relative to now.
+TODAY_AT = {
+    "running": timedelta(minutes=-35),
+    "awaiting_signoff": timedelta(minutes=-130),
+    "due": timedelta(minutes=-5),
+    "risk_flag": timedelta(minutes=50),
+}
+
+
 def treat(
     db: Session,
     rng: random.Random,
@@ -602,38 +622,35 @@ def treat(
         db, patient, plan, planner_actor, planned_at - timedelta(days=2)
     )
     p = _Patient(db, rng, patient, settings)
-    upcoming = [r for r in rows.values() if r.scheduled_at > now - timedelta(hours=3)]
-    for number, row in sorted(rows.items()):
-        if row.scheduled_at + timedelta(hours=3) <= now and row not in upcoming:
-            # One past infusion shows a transient drop in blood pressure after dosing.
-            dip = today.kind == "awaiting_signoff" and number == 1
-            _infusion(db, p, row, row.scheduled_at, number, staff, dip=dip)
-    if today.kind and upcoming:
-        # Today's situation replaces the next planned infusion (the clinic moved it to today).
-        row = min(upcoming, key=lambda r: r.scheduled_at)
-        number = row.number or 1
+    ordered = [row for _number, row in sorted(rows.items())]
+    numbers = {row.id: number for number, row in rows.items()}
+    at_today = now + TODAY_AT[today.kind] if today.kind in TODAY_AT else None
+    if at_today is None:
+        past = [r for r in ordered if r.scheduled_at + timedelta(hours=3) <= now]
+    else:
+        # Today's situation replaces the next planned infusion (the clinic moved it to today);
+        # the infusions before it were dosed at least the minimum interval earlier.
+        gap = timedelta(hours=get_protocol(PROTOCOL).course.min_gap_hours.value)  # type: ignore[union-attr]
+        past = [r for r in ordered if r.scheduled_at <= at_today - gap]
+    for row in past:
+        # One past infusion shows a transient drop in blood pressure after dosing.
+        dip = today.kind == "awaiting_signoff" and numbers[row.id] == 1
+        _infusion(db, p, row, row.scheduled_at, numbers[row.id], staff, dip=dip)
+    upcoming = ordered[len(past) :]
+    if at_today is not None and upcoming:
+        row = upcoming[0]
+        number = numbers[row.id]
+        _move(row, at_today, upcoming[1:], therapy)
         if today.kind == "running":
             # Dosing for 35 minutes; the 30-minute reading rose 40 mmHg over baseline.
-            row.scheduled_at = now - timedelta(minutes=35)
             _infusion(db, p, row, row.scheduled_at, number, staff, until=now, surge=56)
         elif today.kind == "awaiting_signoff":
-            row.scheduled_at = now - timedelta(minutes=130)
             _infusion(db, p, row, row.scheduled_at, number, staff, until=now, sign=False)
-        elif today.kind == "due":
-            row.scheduled_at = now - timedelta(minutes=5)
-            db.add(
-                BodyMeasurement(
-                    clinic_id=patient.clinic_id,
-                    patient_id=patient.id,
-                    measured_at=now - timedelta(days=1),
-                    weight_kg=round(p.weight, 1),
-                    recorded_by=staff.nurse,
-                    recorded_at=now - timedelta(days=1),
-                )
-            )
-        for cbt in therapy:
-            if cbt.follows_session_id == row.id:
-                cbt.scheduled_at = row.scheduled_at + timedelta(hours=26)
+            _booked_too_soon(db, p, row, now, staff)
+        elif today.kind in ("due", "risk_flag"):
+            _weighed_yesterday(db, p, now, staff)
+            if today.kind == "risk_flag":
+                _risk_flag(db, patient, now - timedelta(hours=20))
     db.flush()
     for cbt in therapy:
         infusion = next((r for r in rows.values() if r.id == cbt.follows_session_id), None)
@@ -642,6 +659,122 @@ def treat(
     if all(r.signed_at is not None for r in rows.values()):
         course.status = "completed"
     db.flush()
+
+
+def _move(
+    row: TreatmentSession,
+    at: datetime,
+    later: list[TreatmentSession],
+    therapy: list[TherapySession],
+) -> None:
+    """Move ``row`` to ``at``; the infusions after it move as much later, if it moved later,
+    so the planned intervals stay; each CBT session follows its infusion."""
+    delta = at - row.scheduled_at
+    moved: dict[int, timedelta] = {}
+    row.scheduled_at = at
+    if delta > timedelta(0):
+        for r in later:
+            r.scheduled_at += delta
+            moved[r.id] = delta
+    for cbt in therapy:
+        if cbt.follows_session_id == row.id:
+            cbt.scheduled_at = at + timedelta(hours=26)
+        elif cbt.follows_session_id in moved:
+            cbt.scheduled_at += moved[cbt.follows_session_id]
+
+
+def _weighed_yesterday(db: Session, p: _Patient, now: datetime, staff: Staff) -> None:
+    db.add(
+        BodyMeasurement(
+            clinic_id=p.patient.clinic_id,
+            patient_id=p.patient.id,
+            measured_at=now - timedelta(days=1),
+            weight_kg=round(p.weight, 1),
+            recorded_by=staff.nurse,
+            recorded_at=now - timedelta(days=1),
+        )
+    )
+
+
+def _risk_flag(db: Session, patient: Patient, at: datetime) -> None:
+    """A PHQ-9 self-report the evening before the infusion with item 9 above "Not at all": an
+    open risk flag the prescriber decides on before the dose."""
+    result = score("phq9", [2, 2, 1, 2, 1, 1, 1, 0, 1])
+    db.add(
+        Assessment(
+            clinic_id=patient.clinic_id,
+            patient_id=patient.id,
+            instrument="phq9",
+            administered_at=at,
+            source="self_report",
+            answers=list(result.answers),
+            total=result.total,
+            band=result.band,
+            positive_screen=result.positive_screen,
+            urgent=result.urgent,
+            result=result.to_json_dict(),
+            knowledge_version=result.knowledge_version,
+        )
+    )
+
+
+def _booked_too_soon(
+    db: Session, p: _Patient, dosed: TreatmentSession, now: datetime, staff: Staff
+) -> None:
+    """A second infusion booked for later today by mistake: the prescriber's order for it is
+    refused, the previous dose having started this morning."""
+    patient = p.patient
+    row = TreatmentSession(
+        clinic_id=patient.clinic_id,
+        patient_id=patient.id,
+        protocol_id=PROTOCOL,
+        scheduled_at=now + timedelta(minutes=90),
+        status="scheduled",
+        created_by=staff.nurse,
+        created_at=now - timedelta(days=1),
+    )
+    db.add(row)
+    db.flush()
+    assert dosed.dose_started_at is not None
+    ordered_at = now - timedelta(minutes=10)
+    interval = dose_interval(
+        get_protocol(PROTOCOL), dosed.dose_started_at, row.scheduled_at, p.settings.timezone
+    )
+    weight = round(p.weight, 1)
+    order = calculate_order(
+        PROTOCOL,
+        weight,
+        0.5,
+        DOSE_MINUTES,
+        bag_volume_ml=100,
+        weight_measured_on=ordered_at.date(),
+        today=ordered_at.date(),
+        previous_mg_per_kg=p.previous,
+        settings=p.settings.dosing(PROTOCOL),
+    )
+    output = apply_interval(order.to_json_dict(), interval, None)
+    db.add(
+        DoseOrder(
+            clinic_id=row.clinic_id,
+            session_id=row.id,
+            status=output["status"],
+            dose_mg=output["dose_mg"],
+            mg_per_kg=output["mg_per_kg"],
+            inputs={
+                "mg_per_kg": 0.5,
+                "minutes": DOSE_MINUTES,
+                "bag_volume_ml": 100,
+                "weight_kg": weight,
+                "previous_mg_per_kg": p.previous,
+                "previous_dose_at": dosed.dose_started_at.isoformat(),
+                "today": ordered_at.date().isoformat(),
+            },
+            output=output,
+            knowledge_version=order.knowledge_version,
+            ordered_by=staff.prescriber,
+            ordered_at=ordered_at,
+        )
+    )
 
 
 def _number(key: str | None) -> int:

@@ -1,7 +1,11 @@
 """What a dosing session records beside its vital signs: the dose order (calculated, refused or
 verified by a second person), dose start and end, CADSS and MOAA/S ratings, adverse events,
 acknowledged alerts, the discharge checklist and the sign-off that seals the session.
-Amendments after sign-off are records of their own."""
+Amendments after sign-off are records of their own.
+
+The order and the dose start keep the protocol's minimum interval since the patient's previous
+dose (a refused order is recorded; a refused dose start is recorded on the timeline), and the
+dose start waits for a prescriber's decision on open risk flags."""
 
 from __future__ import annotations
 
@@ -21,15 +25,19 @@ from ketacare.app.audit import audited
 from ketacare.app.clinic_settings import effective_settings
 from ketacare.app.errors import Conflict, InvalidInput, NotFound
 from ketacare.app.permissions import Actor, Permission, require
+from ketacare.app.risk_flags import open_flags
 from ketacare.app.sessions import (
     RECORDING,
     EventOut,
+    StartRefused,
     _aware,
     _scoped_session,
     acknowledged_alerts,
     add_event,
+    interval_for,
     open_session,
     protocol_of,
+    record_refusal,
     save,
 )
 from ketacare.clinical.dosing import DosingInputError, calculate_order, esketamine_order
@@ -40,6 +48,7 @@ from ketacare.clinical.monitoring import (
     VitalSignError,
     discharge_check,
 )
+from ketacare.clinical.prechecks import IntervalCheck
 from ketacare.knowledge import knowledge_version
 from ketacare.knowledge.session_defs import load_session_checks
 from ketacare.store.models import (
@@ -74,6 +83,12 @@ class OrderRequest(BaseModel):
     concentration_mg_per_ml: float | None = None
     bag_volume_ml: float | None = None
     dose_mg: int | None = Field(None, description="Flat-dose protocols (esketamine)")
+    interval_override_reason: str | None = Field(
+        None,
+        max_length=2000,
+        description="Prescriber only, where the protocol allows it: why this dose is given "
+        "inside the minimum interval since the previous dose",
+    )
 
 
 class OrderOut(BaseModel):
@@ -249,22 +264,90 @@ def order_dose(db: Session, actor: Actor, session_id: int, data: OrderRequest) -
         except DosingInputError as exc:
             raise InvalidInput(exc.field, str(exc)) from None
         output = order.to_json_dict()
+        # The dose is given at the appointment, or now if that has passed.
+        now = utcnow()
+        at = max(now, row.scheduled_at) if row.status == "scheduled" else now
+        interval = interval_for(db, row, at, settings.timezone)
+        inputs["previous_dose_at"] = (
+            interval.previous_dose_at.isoformat() if interval.previous_dose_at else None
+        )
+        reason = " ".join((data.interval_override_reason or "").split()) or None
+        output = apply_interval(output, interval, _interval_override(row, actor, reason))
         stored = DoseOrder(
             clinic_id=row.clinic_id,
             session_id=row.id,
-            status=order.status,
+            status=output["status"],
             dose_mg=output["dose_mg"],
             mg_per_kg=output.get("mg_per_kg"),
             inputs=inputs,
             output=output,
             knowledge_version=order.knowledge_version,
             ordered_by=actor.user_id,
-            ordered_at=utcnow(),
+            ordered_at=now,
         )
         db.add(stored)
         db.flush()
-        note.detail = {"session_id": row.id, "order_id": stored.id, "status": order.status}
+        note.detail = {"session_id": row.id, "order_id": stored.id, "status": stored.status}
         return _orders_out(db, [stored])[0]
+
+
+def _interval_override(row: TreatmentSession, actor: Actor, reason: str | None) -> str | None:
+    """The reason a dose inside the interval may go ahead: the prescriber's who started the
+    session past it, or this prescriber's now (at least 10 characters), else None."""
+    started = (row.prechecks or {}).get("interval_override")
+    if started:
+        return f"overridden at the start of the session: {started}"
+    if reason and len(reason) >= 10 and actor.can(Permission.SESSION_OVERRIDE):
+        return reason
+    return None
+
+
+# Order fields that carry a dose: a refused order carries none.
+_DOSE_FIELDS = (
+    "dose_mg",
+    "volume_ml",
+    "concentration_mg_per_ml",
+    "rate_ml_per_h",
+    "rate_mg_per_h",
+    "devices",
+    "sprays",
+    "dosing_minutes",
+)
+
+
+def apply_interval(
+    output: dict[str, Any], interval: IntervalCheck, override: str | None
+) -> dict[str, Any]:
+    """The order as the interval decides it: unchanged when the interval is kept; with the
+    override as a warning when the protocol allows one and a prescriber gave it; else refused
+    (code ``interval_too_short``), its dose removed, like any refused order."""
+    out = {**output, "interval": interval.to_json_dict()}
+    if not interval.too_soon:
+        return out
+    if interval.outcome == "too_soon_override" and override:
+        warning = {
+            "code": "interval_override",
+            "field": "interval_override_reason",
+            "text": f"{interval.text} Prescriber's override: {override}",
+            "sources": list(interval.sources),
+        }
+        return {**out, "warnings": [*out.get("warnings", []), warning]}
+    text = interval.text
+    refusal = {
+        "code": "interval_too_short",
+        "field": "interval_override_reason"
+        if interval.outcome == "too_soon_override"
+        else "scheduled_at",
+        "text": text,
+        "sources": list(interval.sources),
+    }
+    refused = {name: None for name in _DOSE_FIELDS if name in out}
+    return {
+        **out,
+        **refused,
+        "status": "refused",
+        "refusals": [*out.get("refusals", []), refusal],
+    }
 
 
 def verify_order(db: Session, actor: Actor, session_id: int, order_id: int) -> OrderOut:
@@ -299,7 +382,17 @@ def verify_order(db: Session, actor: Actor, session_id: int, order_id: int) -> O
 
 def start_dose(db: Session, actor: Actor, session_id: int) -> dict[str, Any]:
     """Dosing begins: needs a running session and a current order that is not refused (and
-    verified, where the clinic requires a second check)."""
+    verified, where the clinic requires a second check), the protocol's minimum interval since
+    the previous dose (or the prescriber's override recorded at the start or on the order), and
+    no open risk flag. A refusal on those grounds is recorded on the session's timeline."""
+    try:
+        return _start_dose(db, actor, session_id)
+    except StartRefused as exc:
+        record_refusal(db, actor, session_id, "dose_refused", exc.message, exc.record)
+        raise
+
+
+def _start_dose(db: Session, actor: Actor, session_id: int) -> dict[str, Any]:
     with audited(db, actor, "session.dose.start") as note:
         require(actor, Permission.SESSION_WRITE)
         row = open_session(db, actor, session_id)
@@ -318,11 +411,31 @@ def start_dose(db: Session, actor: Actor, session_id: int) -> dict[str, Any]:
         verified = db.scalar(
             select(DoseVerification.id).where(DoseVerification.order_id == order.id)
         )
-        if effective_settings(db, row.clinic_id).require_second_check and not verified:
+        settings = effective_settings(db, row.clinic_id)
+        if settings.require_second_check and not verified:
             raise InvalidInput(
                 "order", "This clinic requires a second person to verify the order before dosing."
             )
         now = utcnow()
+        interval = interval_for(db, row, now, settings.timezone)
+        overridden = (row.prechecks or {}).get("interval_override") or any(
+            w.get("code") == "interval_override" for w in order.output.get("warnings", [])
+        )
+        if interval.too_soon and not (interval.outcome == "too_soon_override" and overridden):
+            raise StartRefused(
+                "dose_interval",
+                f"Do not dose: {interval.text}",
+                {"code": "interval_too_short", "interval": interval.to_json_dict()},
+            )
+        flags = open_flags(db, row.clinic_id, [row.patient_id]).get(row.patient_id, ())
+        if flags:
+            raise StartRefused(
+                "risk_flags",
+                "Do not dose: a risk flag was raised since the pre-dose checks: "
+                + " ".join(f"{f.origin}: {f.words}." for f in flags)
+                + " A prescriber records a decision on it first.",
+                {"code": "risk_flags_open", "flags": [f.to_json_dict() for f in flags]},
+            )
         row.dose_started_at = now
         save(db)
         # The first dose fixes the patient's baseline for the outcome summaries.
@@ -332,8 +445,22 @@ def start_dose(db: Session, actor: Actor, session_id: int) -> dict[str, Any]:
         return {"session_id": row.id, "dose_started_at": now, "order_id": order.id}
 
 
-def end_dose(db: Session, actor: Actor, session_id: int) -> dict[str, Any]:
-    """Dosing finished; observation time is counted from here."""
+class DoseEndIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    short_reason: str | None = Field(
+        None,
+        max_length=2000,
+        description="Why dosing ends before the protocol's minimum dosing time (required then)",
+    )
+
+
+def end_dose(
+    db: Session, actor: Actor, session_id: int, data: DoseEndIn | None = None
+) -> dict[str, Any]:
+    """Dosing finished; observation time is counted from here. Ending before the protocol's
+    minimum dosing time (e.g. a click just after the start) needs the reason, recorded."""
+    data = data or DoseEndIn()
     with audited(db, actor, "session.dose.end") as note:
         require(actor, Permission.SESSION_WRITE)
         row = open_session(db, actor, session_id)
@@ -341,12 +468,35 @@ def end_dose(db: Session, actor: Actor, session_id: int) -> dict[str, Any]:
         if row.dose_started_at is None or row.dose_ended_at is not None:
             raise InvalidInput("status", "Dosing is not running.")
         now = utcnow()
+        minutes = (now - row.dose_started_at).total_seconds() / 60
+        timing = protocol_of(row).timing
+        minimum = timing.min_minutes.value if timing is not None else 1
+        reason = " ".join((data.short_reason or "").split()) or None
+        short = minutes < minimum
+        if short and (reason is None or len(reason) < 5):
+            raise InvalidInput(
+                "short_reason",
+                f"Dosing started {minutes:.0f} min ago, under this protocol's minimum dosing time "
+                f"of {minimum} min. If dosing really ends now, confirm with the reason (e.g. "
+                "'stopped early: vomiting'); otherwise let it run.",
+            )
         row.dose_ended_at = now
         if row.status == "paused":
             row.status = "in_progress"
         save(db)
-        add_event(db, actor, row, "dose_ended", at=now)
-        note.detail = {"session_id": row.id}
+        add_event(
+            db,
+            actor,
+            row,
+            "dose_ended",
+            f"Ended after {minutes:.0f} min, under the minimum of {minimum} min: {reason}"
+            if short
+            else None,
+            at=now,
+            minutes=round(minutes, 1),
+            **({"short_reason": reason, "minimum_minutes": minimum} if short else {}),
+        )
+        note.detail = {"session_id": row.id, **({"short_reason": reason} if short else {})}
         return {"session_id": row.id, "dose_ended_at": now}
 
 

@@ -1,6 +1,11 @@
 """Monitored dosing sessions: scheduling, the pre-dose checks (blood-pressure gate, fasting,
-escort, pregnancy, interaction re-screen), vital signs (by hand or pushed by a device in
+escort, pregnancy, interaction re-screen, the interval since the previous dose, open risk
+flags, a start refused earlier the same day), vital signs (by hand or pushed by a device in
 batches) and the alerts they raise, pause, resume and early stop.
+
+A refused start is part of the session's record: the refusal, with the readings and the gate,
+is written as a session event in a transaction of its own (the refused attempt's transaction
+is rolled back like any other refused input).
 
 Orders, scores, adverse events, discharge and sign-off are in ``app.session_record``."""
 
@@ -11,17 +16,18 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Row, bindparam, insert, select
+from sqlalchemy import Row, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from ketacare.app.audit import audited
 from ketacare.app.clinic_settings import effective_settings, settings_from
-from ketacare.app.errors import Conflict, Forbidden, InvalidInput, NotFound
+from ketacare.app.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from ketacare.app.interactions import screen_current
 from ketacare.app.paging import after_time_cursor, encode_time_cursor
 from ketacare.app.patients import _scoped_patient
 from ketacare.app.permissions import Actor, Permission, require
+from ketacare.app.risk_flags import open_flags, session_decisions
 from ketacare.clinical.eligibility import age_on
 from ketacare.clinical.monitoring import (
     Alert,
@@ -31,7 +37,14 @@ from ketacare.clinical.monitoring import (
     bp_gate,
     validate_vitals,
 )
-from ketacare.clinical.prechecks import InteractionSummary, assess_prechecks, worst
+from ketacare.clinical.prechecks import (
+    EarlierRefusal,
+    InteractionSummary,
+    IntervalCheck,
+    assess_prechecks,
+    dose_interval,
+    worst,
+)
 from ketacare.knowledge.protocol_defs import ProtocolDef, load_protocols
 from ketacare.store.db import insert_new
 from ketacare.store.models import (
@@ -84,6 +97,16 @@ class PreCheck(BaseModel):
     )
     acknowledge_caution: bool = False
     override_reason: str | None = Field(None, max_length=2000)
+    monitoring_plan: str | None = Field(
+        None,
+        max_length=2000,
+        description="The monitoring change for an interaction the Spravato label names "
+        "(e.g. 'BP every 5 min for the first 40 min'); required when one is found",
+    )
+    acknowledge_refusal: bool = Field(
+        False,
+        description="A start was refused earlier today: acknowledged, on a repeated reading",
+    )
 
 
 class VitalIn(BaseModel):
@@ -298,6 +321,94 @@ def _reason(value: str | None, field: str, what: str) -> str:
     return text
 
 
+class StartRefused(InvalidInput):
+    """A start (or a dose start) refused on clinical grounds. ``record`` (the code, readings,
+    gate and checks) is written to the session after the attempt is rolled back."""
+
+    def __init__(self, field: str, message: str, record: dict[str, Any]) -> None:
+        super().__init__(field, message)
+        self.record = record
+
+
+class StartNeedsPrescriber(Forbidden):
+    """A blood-pressure hold met by someone who cannot override it: recorded like a refusal."""
+
+    def __init__(self, message: str, record: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+def record_refusal(
+    db: Session, actor: Actor, session_id: int, kind: str, text: str, record: dict[str, Any]
+) -> None:
+    """Write a refused start to the session's timeline, audited as a write of its own. If the
+    session cannot take it (signed meanwhile), the refused attempt's own audit entry stays."""
+    try:
+        with audited(db, actor, "session.refusal") as note:
+            require(actor, Permission.SESSION_WRITE)
+            row = open_session(db, actor, session_id)
+            note.patient_id = row.patient_id
+            add_event(db, actor, row, kind, text, **record)
+            db.flush()
+            note.detail = {"session_id": row.id, "kind": kind, "code": record.get("code")}
+    except DomainError:
+        pass
+
+
+def previous_dose_at(db: Session, row: TreatmentSession) -> datetime | None:
+    """When the patient's latest dose started, in any other session (any protocol)."""
+    return db.scalar(
+        select(func.max(TreatmentSession.dose_started_at)).where(
+            TreatmentSession.clinic_id == row.clinic_id,
+            TreatmentSession.patient_id == row.patient_id,
+            TreatmentSession.id != row.id,
+        )
+    )
+
+
+def interval_for(db: Session, row: TreatmentSession, at: datetime, tz: str) -> IntervalCheck:
+    return dose_interval(protocol_of(row), previous_dose_at(db, row), at, tz)
+
+
+def refusals_today(db: Session, row: TreatmentSession, tz: str) -> list[EarlierRefusal]:
+    """Starts of this patient's dose refused on the blood pressure (a refuse or a hold not
+    overridden) since midnight in the clinic's zone, oldest first. Other refusals decide again
+    on their own at the next start (an interaction, the interval, a risk flag)."""
+    zone = ZoneInfo(tz)
+    midnight = datetime.combine(utcnow().astimezone(zone).date(), datetime.min.time(), zone)
+    rows = db.execute(
+        select(SessionEvent.at, SessionEvent.text, SessionEvent.detail)
+        .join(TreatmentSession, TreatmentSession.id == SessionEvent.session_id)
+        .where(
+            TreatmentSession.clinic_id == row.clinic_id,
+            TreatmentSession.patient_id == row.patient_id,
+            SessionEvent.kind == "start_refused",
+            SessionEvent.at >= midnight,
+        )
+        .order_by(SessionEvent.at, SessionEvent.id)
+    ).all()
+    out = []
+    for r in rows:
+        detail = r.detail or {}
+        gate = detail.get("gate") or {}
+        if gate.get("band") not in ("hold", "refuse"):
+            continue
+        out.append(
+            EarlierRefusal(
+                at=r.at,
+                code=str(detail.get("code", "refused")),
+                text=f"blood pressure {gate.get('systolic', 0):g}/{gate.get('diastolic', 0):g}"
+                f" ({gate['band']}): {' '.join(str(r.text or '').split())}",
+                bp_refused=gate["band"] == "refuse",
+            )
+        )
+    return out
+
+
+# Session events of a refused start and of a refused dose start.
+REFUSAL_KINDS = ("start_refused", "dose_refused")
+
+
 def create_session(db: Session, actor: Actor, patient_id: int, data: SessionCreate) -> SessionOut:
     with audited(db, actor, "session.create", patient_id=patient_id) as note:
         require(actor, Permission.SESSION_WRITE)
@@ -325,7 +436,8 @@ def _interaction_summary(
     db: Session, actor: Actor, patient: Patient, protocol: ProtocolDef
 ) -> InteractionSummary:
     """Re-screen the current list for the protocol's agent and route (a stored screen of an
-    unchanged list is reused). Unrecognised and not-reviewed names are unknown, not safe."""
+    unchanged list is reused). Unrecognised and not-reviewed names are unknown, not safe. The
+    findings are carried with their rules, so label-named interactions are recognised."""
     out, _reused, names = screen_current(
         db,
         actor,
@@ -335,18 +447,28 @@ def _interaction_summary(
     )
     unknown = [str(u["input"]) for u in out.unrecognized]
     unknown += [f"{n['input']} (not reviewed)" for n in out.not_reviewed]
-    return InteractionSummary(
-        medicines=len(names),
-        highest_severity=out.highest,
-        unrecognized=tuple(unknown),
-        screen_id=out.screen_id,
-    )
+    return InteractionSummary.of_findings(len(names), out.findings, unknown, out.screen_id)
 
 
 def start_session(db: Session, actor: Actor, session_id: int, check: PreCheck) -> SessionOut:
     """Apply the pre-dose checks and start the session. The worst band decides: proceed;
     caution needs an acknowledgement; hold needs a prescriber's override with a reason;
-    refuse (blood pressure) cannot be overridden. The checks are stored as decided."""
+    refuse (blood pressure, a contraindicated combination, a dose too soon where the protocol
+    allows no override, open risk flags) cannot be overridden. A label-named interaction needs
+    the monitoring change written down; a start refused earlier today needs acknowledging.
+    The checks are stored as decided; a refusal is recorded on the session too."""
+    try:
+        return _start_session(db, actor, session_id, check)
+    except (StartRefused, StartNeedsPrescriber) as exc:
+        record_refusal(db, actor, session_id, "start_refused", exc.message, exc.record)
+        raise
+
+
+def _plan_text(value: str | None) -> str:
+    return " ".join((value or "").split())
+
+
+def _start_session(db: Session, actor: Actor, session_id: int, check: PreCheck) -> SessionOut:
     with audited(db, actor, "session.start") as note:
         require(actor, Permission.SESSION_WRITE)
         row = open_session(db, actor, session_id)
@@ -368,19 +490,46 @@ def start_session(db: Session, actor: Actor, session_id: int, check: PreCheck) -
         assert patient is not None
         protocol = protocol_of(row)
         summary = _interaction_summary(db, actor, patient, protocol)
-        today = utcnow().astimezone(ZoneInfo(settings.timezone)).date()
+        tz = settings.timezone
+        now = utcnow()
         checks = assess_prechecks(
             protocol,
             fasting=check.fasting,
             escort=check.escort,
             pregnancy=check.pregnancy,
             sex=patient.sex,
-            age_years=age_on(patient.date_of_birth, today),
+            age_years=age_on(patient.date_of_birth, now.astimezone(ZoneInfo(tz)).date()),
             interactions=summary,
+            interval=interval_for(db, row, now, tz),
+            risk_flags=open_flags(db, row.clinic_id, [row.patient_id]).get(row.patient_id, ()),
+            risk_decisions=session_decisions(db, row.id),
+            refusals_today=refusals_today(db, row, tz),
+            tz=tz,
         )
         band = worst(gate.band, checks.band)
-        if gate.band == "refuse":
-            raise InvalidInput("systolic", f"Do not dose: {gate.reasons[0].text}")
+        record = {
+            "readings": readings,
+            "gate": gate.to_json_dict(),
+            "prechecks": checks.to_json_dict(),
+            "band": band,
+        }
+        refused = ([gate.reasons[0].text] if gate.band == "refuse" else []) + [
+            c.text for c in checks.checks if c.band == "refuse"
+        ]
+        if refused:
+            codes = (["bp_refuse"] if gate.band == "refuse" else []) + [
+                refusal_code(c.id, c.outcome) for c in checks.checks if c.band == "refuse"
+            ]
+            first = (
+                "systolic"
+                if gate.band == "refuse"
+                else next(c.id for c in checks.checks if c.band == "refuse")
+            )
+            raise StartRefused(
+                first,
+                f"Do not dose: {' '.join(refused)}",
+                {**record, "code": codes[0], "codes": codes},
+            )
         reason = check.override_reason or None
 
         def texts(level: str) -> str:
@@ -388,18 +537,37 @@ def start_session(db: Session, actor: Actor, session_id: int, check: PreCheck) -
             return " ".join(found + [c.text for c in checks.checks if c.band == level])
 
         if band == "hold":
+            # A blood-pressure hold that does not end in a start is a refusal on the record.
+            bp_hold = {**record, "code": "bp_hold", "codes": ["bp_hold"]}
             if not actor.can(Permission.SESSION_OVERRIDE):
-                raise Forbidden(
+                message = (
                     f"{texts('hold')} Only a prescriber can override a hold: ask one to review "
                     "and start the session."
                 )
+                if gate.band == "hold":
+                    raise StartNeedsPrescriber(message, bp_hold)
+                raise Forbidden(message)
             if not reason or len(reason) < 10:
-                raise InvalidInput(
-                    "override_reason", f"{texts('hold')} A prescriber gives the override reason."
-                )
+                message = f"{texts('hold')} A prescriber gives the override reason."
+                if gate.band == "hold":
+                    raise StartRefused("override_reason", message, bp_hold)
+                raise InvalidInput("override_reason", message)
+        if checks.needs("acknowledge_refusal") and not check.acknowledge_refusal:
+            raise InvalidInput(
+                "acknowledge_refusal",
+                f"{checks.check('earlier_refusal').text} Acknowledge it to start.",
+            )
+        plan = _plan_text(check.monitoring_plan) or None
+        if checks.needs("monitoring_plan") and (plan is None or len(plan) < 10):
+            raise InvalidInput(
+                "monitoring_plan",
+                f"{checks.check('interactions').text} Write down the monitoring change "
+                "(at least 10 characters), e.g. 'BP every 5 min for the first 40 min'.",
+            )
         cautions = texts("caution")
         if cautions and not check.acknowledge_caution:
             raise InvalidInput("acknowledge_caution", f"{cautions} Acknowledge to proceed.")
+        interval = checks.check("dose_interval")
         row.baseline = readings
         row.gate = gate.to_json_dict()
         row.gate_override_reason = reason if band == "hold" else None
@@ -409,13 +577,42 @@ def start_session(db: Session, actor: Actor, session_id: int, check: PreCheck) -
             "screen_id": summary.screen_id,
             "acknowledged": bool(check.acknowledge_caution) and band != "proceed",
             "settings_version": settings.version,
+            "monitoring_plan": plan if checks.needs("monitoring_plan") else None,
+            "acknowledged_refusal": checks.needs("acknowledge_refusal"),
+            # A dose inside the interval, overridden by the prescriber who started it.
+            "interval_override": reason if interval.band == "hold" else None,
         }
         row.status = "in_progress"
-        row.started_at = utcnow()
+        row.started_at = now
         save(db)
-        add_event(db, actor, row, "started", band=band)
+        add_event(
+            db,
+            actor,
+            row,
+            "started",
+            f"Blood pressure {check.systolic:g}/{check.diastolic:g}: {gate.band}; checks: {band}"
+            + (f". Monitoring change: {plan}" if row.prechecks["monitoring_plan"] else ""),
+            band=band,
+            gate=gate.band,
+            readings=readings,
+            monitoring_plan=row.prechecks["monitoring_plan"],
+        )
         note.detail = {"session_id": row.id, "gate": gate.band, "prechecks": checks.band}
         return SessionOut.model_validate(row)
+
+
+# The refusal code of each check that can refuse a start (for the record and the hazard log).
+REFUSE_CODES = {
+    "interactions": "interaction_contraindicated",
+    "dose_interval": "interval_too_short",
+    "risk_flags": "risk_flags_open",
+    "risk_flags/deferred": "risk_decision_deferred",
+}
+
+
+def refusal_code(check_id: str, outcome: str | None) -> str:
+    """The code a refusing check is recorded with; a check not listed keeps its own id."""
+    return REFUSE_CODES.get(f"{check_id}/{outcome}") or REFUSE_CODES.get(check_id, check_id)
 
 
 def alert_row(
@@ -689,10 +886,21 @@ class WorklistPatient(BaseModel):
     given_name: str
 
 
+class WorklistRiskFlag(BaseModel):
+    """An open suicide-risk flag of the row's patient, in the patient's words."""
+
+    level: str
+    words: str
+    at: datetime
+
+
 class WorklistItem(BaseModel):
     session: WorklistSession
     patient: WorklistPatient
     open_alerts: int
+    risk_flags: list[WorklistRiskFlag] = Field(
+        default=[], description="Open risk flags of the patient, critical first"
+    )
 
 
 # Only the columns a row shows: a full session carries its baseline, gate, pre-checks and
@@ -719,8 +927,8 @@ def worklist(
 ) -> WorklistPage:
     """The clinic's dosing sessions of ``day`` (its local date) and every session still
     running or waiting for sign-off, whatever its date, keyset-paged in time order. Alerts
-    are counted over the whole list, so an alert on a later page is never out of sight.
-    Three queries, whatever the count."""
+    are counted over the whole list, so an alert on a later page is never out of sight; each
+    row carries its patient's open risk flags. Four queries, whatever the count."""
     with audited(db, actor, "session.worklist") as note:
         require(actor, Permission.PATIENT_READ)
         limit = max(1, min(limit, 200))
@@ -762,6 +970,7 @@ def worklist(
                 counts[a.session_id] = counts.get(a.session_id, 0) + 1
             elif last is not None and (a.scheduled_at, a.session_id) > last:
                 later += 1
+        flags = open_flags(db, actor.clinic_id, {r.patient_id for r in page})
         note.detail = {"day": day.isoformat(), "sessions": len(page)}
         return WorklistPage(
             items=[
@@ -776,6 +985,10 @@ def worklist(
                         }
                     ),
                     open_alerts=counts.get(r.id, 0),
+                    risk_flags=[
+                        WorklistRiskFlag(level=f.level, words=f.words, at=f.at)
+                        for f in flags.get(r.patient_id, ())
+                    ],
                 )
                 for r in page
             ],

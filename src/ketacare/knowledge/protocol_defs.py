@@ -167,6 +167,9 @@ class CourseDef(_Model):
     induction_sessions: Cited[int]
     span_days_max: Cited[int]
     min_gap_hours: Cited[float]
+    # Who may dose inside min_gap_hours: a prescriber with the reason, or nobody. Not stated:
+    # nobody (a missing rule never loosens a limit).
+    interval_override: Cited[Literal["prescriber", "none"]] | None = None
     max_sessions_per_7_days: Cited[int]
     futility_after_sessions: Cited[int]
     phases: tuple[PhaseDef, ...] = ()

@@ -117,6 +117,21 @@ def render_session_rules_markdown(
                 f"| {_cell(check.label)} | a medicine not recognised or not reviewed | "
                 f"{check.unrecognized_band} | | {_src(check.sources)} |"
             )
+        for group in check.label_named:
+            cited.update(group.sources)
+            matched = ", ".join(
+                [f"rule `{r}`" for r in group.rule_ids] + [f"class `{c}`" for c in group.classes]
+            )
+            lines.append(
+                f"| {_cell(check.label)} | named in the label: {_cell(group.label)} "
+                f"({matched}) | {check.label_named_band} + written monitoring change | "
+                f"{_cell(group.monitoring)} | {_src(group.sources)} |"
+            )
+        for outcome, band in check.computed_bands.items():
+            lines.append(
+                f"| {_cell(check.label)} | {outcome.replace('_', ' ')} | {band} | | "
+                f"{_src(check.sources)} |"
+            )
         for administration, text in check.instructions.items():
             lines.append(
                 f"| {_cell(check.label)} | instructions ({administration}) | | {_cell(text)} | |"
@@ -127,6 +142,21 @@ def render_session_rules_markdown(
         f"Pregnancy status is asked of female patients up to {pregnancy.childbearing_age_max}"
         " years (and whenever sex or age is unknown).",
     ]
+    risk = checks.risk_flags
+    cited.update(risk.sources)
+    lines += [
+        "",
+        "## Risk flags before a dose",
+        "",
+        "An open flag refuses the start and the dose until a prescriber records a decision on it",
+        "(proceed, with the reason, or defer); critical flags are listed first. A risk-check",
+        f"result not listed is critical. Sources: {_src(risk.sources)}",
+        "",
+        "| Flag | Of | Level |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{f.code}` | rating-scale flag | {f.level} |" for f in risk.assessment_flags]
+    lines += [f"| `{f.code}` | CBT risk check | {f.level} |" for f in risk.therapy_results]
     lines += [
         "",
         "## In-session alerts",

@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     Float,
     ForeignKey,
@@ -512,6 +513,44 @@ class SessionEvent(Base):
     text: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any] | None]
     recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class RiskDecision(Base):
+    """A prescriber's decision, before a dose, on the patient's open suicide-risk flags: proceed
+    (with the reason) or defer. Append-only; the flags it covers are rows of their own."""
+
+    __tablename__ = "risk_decisions"
+    __table_args__ = (Index("ix_risk_decisions_session_at", "session_id", "decided_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    # The session whose start the decision is about.
+    session_id: Mapped[int] = mapped_column(ForeignKey("treatment_sessions.id"))
+    decision: Mapped[str] = mapped_column(String(20))  # proceed | defer
+    reason: Mapped[str] = mapped_column(Text)
+    # The flags as the prescriber saw them (level, words, instruction), for the record.
+    flags: Mapped[list[Any]] = mapped_column(JSON)
+    knowledge_version: Mapped[str] = mapped_column(String(32))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RiskDecisionFlag(Base):
+    """One flag a risk decision covers: an urgent rating or a CBT note (exactly one)."""
+
+    __tablename__ = "risk_decision_flags"
+    __table_args__ = (
+        CheckConstraint("(assessment_id IS NULL) != (therapy_session_id IS NULL)", name="one_flag"),
+        Index("ix_risk_decision_flags_assessment", "assessment_id"),
+        Index("ix_risk_decision_flags_therapy", "therapy_session_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("risk_decisions.id"), index=True)
+    assessment_id: Mapped[int | None] = mapped_column(ForeignKey("assessments.id"))
+    therapy_session_id: Mapped[int | None] = mapped_column(ForeignKey("therapy_sessions.id"))
 
 
 class AdverseEvent(Base):

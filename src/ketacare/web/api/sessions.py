@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from ketacare.app import point_of_care as poc
 from ketacare.app import session_record as rec
 from ketacare.app import sessions as uc
 from ketacare.web.api.json_body import body_bytes, json_body_openapi, parse_json_body
@@ -168,9 +169,39 @@ def start_dose(db: DbSession, principal: CurrentPrincipal, session_id: int) -> d
     "/sessions/{session_id}/dose/end",
     responses=CHANGED,
     summary="Dosing ends; observation begins",
+    description=(
+        "Ending before the protocol's minimum dosing time needs short_reason (422 naming it "
+        "otherwise); the reason is recorded on the timeline."
+    ),
 )
-def end_dose(db: DbSession, principal: CurrentPrincipal, session_id: int) -> dict[str, Any]:
-    return rec.end_dose(db, principal.actor, session_id)
+def end_dose(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    session_id: int,
+    body: rec.DoseEndIn | None = None,
+) -> dict[str, Any]:
+    return rec.end_dose(db, principal.actor, session_id, body)
+
+
+@router.get(
+    "/sessions/{session_id}/point-of-care",
+    response_model=poc.PointOfCare,
+    summary="Open risk flags, risk decisions and the interval since the previous dose",
+)
+def point_of_care(db: DbSession, principal: CurrentPrincipal, session_id: int) -> poc.PointOfCare:
+    return poc.point_of_care(db, principal.actor, session_id)
+
+
+@router.post(
+    "/sessions/{session_id}/risk-decisions",
+    response_model=poc.RiskDecisionOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="A prescriber's decision on the open risk flags before the dose",
+)
+def record_risk_decision(
+    db: DbSession, principal: CurrentPrincipal, session_id: int, body: poc.RiskDecisionIn
+) -> poc.RiskDecisionOut:
+    return poc.record_risk_decision(db, principal.actor, session_id, body)
 
 
 @router.post(

@@ -1,6 +1,7 @@
-"""The dosing session screen: pre-dose checks, the order shown step by step, dosing controls,
-live monitoring (vital signs chart and alerts, polled by HTMX), scales, adverse events,
-discharge checklist, sign-off and amendments."""
+"""The dosing session screen: open risk flags and the prescriber's decision on them, pre-dose
+checks (and any start refused earlier), the order shown step by step, dosing controls, live
+monitoring (vital signs chart and alerts, polled by HTMX), scales, adverse events, discharge
+checklist, sign-off and amendments. No clinical answer of a form is pre-selected."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
+from ketacare.app import point_of_care as poc
 from ketacare.app import session_record as rec
 from ketacare.app import sessions as uc
 from ketacare.app.clinic_settings import EffectiveSettings, effective_settings
@@ -144,6 +146,13 @@ def _page(
     orders = context["record"].orders
     if discharge is None and detail.signed_at is not None:
         discharge = detail.discharge
+    timing = protocol.timing
+    minimum = timing.min_minutes.value if timing is not None else 1
+    short = (
+        detail.dose_started_at is not None
+        and detail.dose_ended_at is None
+        and (utcnow() - detail.dose_started_at).total_seconds() < minimum * 60
+    )
     return render(
         request,
         "sessions/page.html",
@@ -161,6 +170,10 @@ def _page(
         discharge=discharge,
         errors=errors or {},
         values=values or {},
+        poc=poc.point_of_care(db, principal.actor, session_id, tz=settings.timezone),
+        refusals=[e for e in detail.events if e.kind in uc.REFUSAL_KINDS],
+        min_dosing_minutes=minimum,
+        short_dosing=short,
         **context,
     )
 
@@ -278,6 +291,8 @@ async def start(
         "pregnancy": form_text(form, "pregnancy"),
         "acknowledge_caution": form.get("acknowledge_caution") == "yes",
         "override_reason": form_text(form, "override_reason"),
+        "monitoring_plan": form_text(form, "monitoring_plan"),
+        "acknowledge_refusal": form.get("acknowledge_refusal") == "yes",
     }
     return _act(
         request,
@@ -303,6 +318,7 @@ async def order(
         "dose_mg": form_text(form, "dose_mg"),
         "concentration_mg_per_ml": amount if basis == "concentration" else None,
         "bag_volume_ml": amount if basis == "bag" else None,
+        "interval_override_reason": form_text(form, "interval_override_reason"),
     }
     return _act(
         request,
@@ -359,8 +375,33 @@ async def dose_end(
         session_id,
         "dosing",
         form,
-        lambda: rec.end_dose(db, principal.actor, session_id),
+        lambda: rec.end_dose(
+            db, principal.actor, session_id, rec.DoseEndIn(short_reason=form_text(form, "reason"))
+        ),
     )
+
+
+@router.post("/risk-decision")
+async def risk_decision(
+    request: Request, db: DbSession, principal: CurrentPrincipal, session_id: int
+) -> Response:
+    """The prescriber's decision on the open risk flags shown (their keys come with the form)."""
+    form = await request.form()
+
+    def run() -> None:
+        decision = form_text(form, "decision")
+        if decision is None:
+            raise InvalidInput("decision", "Choose: proceed with the dose, or defer it.")
+        data = poc.RiskDecisionIn.model_validate(
+            {
+                "decision": decision,
+                "reason": form_text(form, "reason") or "",
+                "flags": [v for v in form.getlist("flag") if isinstance(v, str) and v],
+            }
+        )
+        poc.record_risk_decision(db, principal.actor, session_id, data)
+
+    return _act(request, db, principal, session_id, "risk", form, run)
 
 
 def _transition(
@@ -444,22 +485,25 @@ async def adverse_event(
     data = {
         "code": form_text(form, "code"),
         "severity": form_text(form, "severity"),
-        "serious": form.get("serious") == "yes",
+        "serious": {"yes": True, "no": False}.get(form_text(form, "serious") or ""),
         "action": form_text(form, "action"),
         "outcome": form_text(form, "outcome"),
         "note": form_text(form, "note"),
     }
-    return _act(
-        request,
-        db,
-        principal,
-        session_id,
-        "adverse",
-        form,
-        lambda: rec.record_adverse_event(
-            db, principal.actor, session_id, _model(rec.AdverseEventIn, data)
-        ),
-    )
+
+    def run() -> None:
+        # Nothing is pre-selected on the form, so nothing is assumed: every answer is chosen.
+        for name, what in (
+            ("code", "the event"),
+            ("severity", "the severity"),
+            ("serious", "whether it is serious"),
+            ("outcome", "the outcome"),
+        ):
+            if data[name] is None:
+                raise InvalidInput(name, f"Choose {what}.")
+        rec.record_adverse_event(db, principal.actor, session_id, _model(rec.AdverseEventIn, data))
+
+    return _act(request, db, principal, session_id, "adverse", form, run)
 
 
 @router.post("/alerts/{alert_id}/ack")
