@@ -16,6 +16,7 @@ from ketacare.app.errors import Conflict, InvalidInput
 from ketacare.app.permissions import Permission, require
 from ketacare.clinical.eligibility import HistoryCode, TreatmentResponse
 from ketacare.clinical.instruments import instrument
+from ketacare.knowledge.protocol_defs import load_protocols
 from ketacare.web.auth import CurrentPrincipal, DbSession
 from ketacare.web.ui.render import render
 
@@ -63,6 +64,7 @@ def _intake_from_form(form: FormData) -> dict[str, Any]:
             {"systolic": systolic, "diastolic": diastolic} if systolic or diastolic else None
         ),
         "heart_rate": text("heart_rate"),
+        "planned_protocol": text("planned_protocol"),
         "notes": text("notes"),
     }
 
@@ -76,6 +78,7 @@ def _form_values(intake: uc.IntakeForm | None) -> dict[str, Any]:
         "diagnosis_when": intake.diagnosis_when,
         "history": [h.value for h in intake.history],
         "heart_rate": intake.heart_rate,
+        "planned_protocol": intake.planned_protocol,
         "notes": intake.notes,
     }
     if intake.blood_pressure:
@@ -113,6 +116,7 @@ def _render_intake(
         history_codes=list(HistoryCode),
         responses=list(TreatmentResponse),
         rows=range(TREATMENT_ROWS),
+        protocols=[p for p in load_protocols().values() if p.plannable],
     )
 
 
