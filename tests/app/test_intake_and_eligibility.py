@@ -68,10 +68,14 @@ def test_a_complete_chart_is_eligible_and_the_inputs_come_from_the_chart(
 
 def test_a_contraindicated_medicine_on_the_list_excludes(db: Session, world_a: ClinicWorld) -> None:
     pid = ready_patient(db, world_a)
-    pt.add_medication(db, world_a.actor(Role.NURSE), pid, pt.MedicationCreate(name="theophylline"))
+    nurse = world_a.actor(Role.NURSE)
+    for name in ("Wellbutrin SR 150 mg", "Nardil 15 mg"):
+        pt.add_medication(db, nurse, pid, pt.MedicationCreate(name=name))
     view = uc.eligibility(db, world_a.actor(Role.PRESCRIBER), pid)
     assert view.decision == "ineligible"
-    assert view.inputs["interaction_findings"][0]["severity"] == "contraindicated"
+    first = view.inputs["interaction_findings"][0]
+    assert (first["rule_id"], first["severity"]) == ("bupropion-with-maoi", "contraindicated")
+    assert view.inputs["interaction_screen"]["protocol"] == "iv-ketamine"
 
 
 def test_intake_revisions_keep_the_earlier_one(db: Session, world_a: ClinicWorld) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from ketacare.cli import eligibility
+from ketacare.clinical import interactions as engine
 from ketacare.clinical.eligibility import HistoryCode
 
 runner = CliRunner()
@@ -49,7 +48,7 @@ def example() -> dict[str, Any]:
 
 
 def test_example_json_decision() -> None:
-    result = invoke(str(EXAMPLE), "--json", "--as-of", "2025-06-01", "--no-interactions")
+    result = invoke(str(EXAMPLE), "--json", "--as-of", "2025-06-01")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["decision"] == "eligible"
@@ -60,8 +59,18 @@ def test_example_json_decision() -> None:
         "phq9_comorbid_depression",
         "bp_normal",
         "gad7_below_threshold",
+        "interaction:ketamine-ssri",
         "off_label",
     ]
+    assert data["interaction_screen"] == {
+        "protocol": "iv-ketamine",
+        "agent": "ketamine",
+        "route": "iv",
+        "chosen_by": "default",
+        "screened": True,
+        "error": None,
+        "unscreened": [],
+    }
     assert all(set(r) == {"code", "severity", "text", "sources"} for r in data["reasons"])
     assert len(data["knowledge_version"]) == 16
     assert data["settings"]["min_age"] == 18
@@ -70,8 +79,8 @@ def test_example_json_decision() -> None:
 def test_as_of_changes_the_age_from_the_birth_date(tmp_path: Path) -> None:
     data = example() | {"date_of_birth": "2007-06-02"}
     path = write(tmp_path, data)
-    day_before = invoke(path, "--json", "--as-of", "2025-06-01", "--no-interactions")
-    birthday = invoke(path, "--json", "--as-of", "2025-06-02", "--no-interactions")
+    day_before = invoke(path, "--json", "--as-of", "2025-06-01")
+    birthday = invoke(path, "--json", "--as-of", "2025-06-02")
     assert json.loads(day_before.stdout)["decision"] == "ineligible"
     assert json.loads(birthday.stdout)["decision"] == "eligible"
 
@@ -87,11 +96,14 @@ def test_readable_output(tmp_path: Path) -> None:
     assert "bp_refuse" in result.stdout
     assert "pregnancy" in result.stdout
     assert "knowledge" in result.stdout
+    # Screening turned off is stated, never shown as no interactions.
+    assert "Interactions NOT screened for ketamine (iv)" in result.stdout
+    assert "interactions_not_screened" in result.stdout
 
 
 def test_stdin_is_read_with_a_dash() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    result = invoke("-", "--json", "--as-of", "2025-06-01", "--no-interactions", stdin=text)
+    result = invoke("-", "--json", "--as-of", "2025-06-01", stdin=text)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["decision"] == "eligible"
 
@@ -146,33 +158,99 @@ def test_bad_as_of_exits_2() -> None:
     assert "--as-of" in result.stderr
 
 
-def test_interaction_findings_from_the_engine_are_included(
+def decide(tmp_path: Path, changes: dict[str, Any], *args: str) -> dict[str, Any]:
+    result = invoke(write(tmp_path, example() | changes), "--json", "--as-of", "2025-06-01", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_wellbutrin_with_nardil_is_ineligible(tmp_path: Path) -> None:
+    data = decide(tmp_path, {"medications": ["Wellbutrin SR 150 mg", "Nardil 15 mg"]})
+    assert data["decision"] == "ineligible"
+    assert data["reasons"][0]["code"] == "interaction:bupropion-with-maoi"
+    assert data["reasons"][0]["severity"] == "exclusion"
+
+
+def test_a_recently_stopped_maoi_in_the_intake_file_is_screened(tmp_path: Path) -> None:
+    stopped = [{"name": "Nardil 15 mg", "stop_date": "2025-05-27"}]
+    data = decide(tmp_path, {"stopped_medications": stopped})  # sertraline is current
+    assert data["decision"] == "ineligible"
+    reason = data["reasons"][0]
+    assert reason["code"] == "interaction:serotonergic-antidepressant-with-maoi"
+    assert "stopped on 2025-05-27" in reason["text"] and "until 2025-06-10" in reason["text"]
+    later = invoke(
+        write(tmp_path, example() | {"stopped_medications": stopped}),
+        "--json",
+        "--as-of",
+        "2025-06-20",
+    )
+    assert json.loads(later.stdout)["decision"] == "eligible"
+
+
+def test_a_failing_engine_leaves_the_medicines_not_screened_never_eligible(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    calls: list[tuple[list[str], dict[str, Any]]] = []
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("knowledge base unreadable")
 
-    def screen(medications: list[str], agent: str = "", route: str = "") -> list[dict[str, Any]]:
-        calls.append((medications, {"agent": agent, "route": route}))
-        return [
-            {
-                "rule_id": "theophylline-ketamine",
-                "severity": "contraindicated",
-                "ingredient": "theophylline",
-                "effect": "May lower the seizure threshold.",
-                "sources": ["ketalar-us-pi-s7-seizure-threshold"],
-            }
-        ]
-
-    fake = types.ModuleType("ketacare.clinical.interactions")
-    fake.screen = screen  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "ketacare.clinical.interactions", fake)
-    path = write(tmp_path, example() | {"medications": ["theophylline 300 mg"]})
-    result = invoke(path, "--json", "--as-of", "2025-06-01")
+    monkeypatch.setattr(engine, "screen", broken)
+    result = invoke(
+        write(tmp_path, example() | {"medications": ["Adderall 20 mg", "Nardil"]}),
+        "--json",
+        "--as-of",
+        "2025-06-01",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["decision"] == "ineligible"
-    assert data["reasons"][0]["code"] == "interaction:theophylline-ketamine"
-    assert calls == [(["theophylline 300 mg"], {"agent": "ketamine", "route": "iv"})]
-    # --no-interactions skips the engine.
-    skipped = invoke(path, "--json", "--as-of", "2025-06-01", "--no-interactions")
-    assert json.loads(skipped.stdout)["decision"] == "eligible"
+    assert data["decision"] == "needs_review"
+    [reason] = [r for r in data["reasons"] if r["code"] == "interactions_not_screened"]
+    assert reason["severity"] == "caution"
+    assert "knowledge base unreadable" in reason["text"]
+    assert "Adderall 20 mg" in reason["text"]
+    assert data["interaction_screen"]["screened"] is False
+    assert "warning: the interaction screen failed" in result.stderr
+
+
+def test_no_interactions_is_stated_as_not_screened(tmp_path: Path) -> None:
+    data = decide(tmp_path, {}, "--no-interactions")
+    assert data["decision"] == "needs_review"
+    assert "interactions_not_screened" in [r["code"] for r in data["reasons"]]
+    assert data["interaction_screen"]["screened"] is False
+
+
+@pytest.mark.parametrize(
+    ("changes", "args", "protocol", "rule"),
+    [
+        ({}, (), "iv-ketamine", "ketamine-sympathomimetics"),
+        (
+            {"planned_protocol": "intranasal-esketamine"},
+            (),
+            "intranasal-esketamine",
+            "esketamine-sympathomimetics",
+        ),
+        (
+            {},
+            ("--protocol", "intranasal-esketamine"),
+            "intranasal-esketamine",
+            "esketamine-sympathomimetics",
+        ),
+        (
+            {"planned_protocol": "intranasal-esketamine"},
+            ("--protocol", "iv-ketamine"),
+            "iv-ketamine",
+            "ketamine-sympathomimetics",
+        ),
+    ],
+)
+def test_the_screen_uses_the_planned_agent_and_route(
+    tmp_path: Path, changes: dict[str, Any], args: tuple[str, ...], protocol: str, rule: str
+) -> None:
+    data = decide(tmp_path, {"medications": ["Sudafed 60 mg"], **changes}, *args)
+    assert data["interaction_screen"]["protocol"] == protocol
+    assert f"interaction:{rule}" in [r["code"] for r in data["reasons"]]
+
+
+def test_an_unknown_protocol_exits_2(tmp_path: Path) -> None:
+    result = invoke(write(tmp_path, example()), "--protocol", "oral-ketamine")
+    assert result.exit_code == 2
+    assert "--protocol" in result.stderr

@@ -35,6 +35,7 @@ def test_json_output_follows_the_contract(app: typer.Typer) -> None:
         "no_known_interaction",
         "not_reviewed",
         "unrecognized",
+        "stopped_screened",
     }
     assert (data["agent"], data["route"]) == ("ketamine", "iv")
     first = data["findings"][0]
@@ -44,7 +45,7 @@ def test_json_output_follows_the_contract(app: typer.Typer) -> None:
         "contraindicated",
     )
     assert first["input"] == "Concerta 54 mg ER tab"
-    assert first["sources"] == ["stimulant-labels-maoi"]
+    assert first["sources"] == ["stimulant-labels-maoi", "xadago-us-pi-s7"]
     assert data["no_known_interaction"] == [{"input": "ibuprofen", "ingredient": "ibuprofen"}]
     assert data["unrecognized"][0]["input"] == "qwzxv"
 
@@ -65,7 +66,7 @@ def test_readable_table_shows_severity_and_sources(app: typer.Typer) -> None:
     result = runner.invoke(app, ["interactions", "Xanax 0.5 mg prn", "ibuprofen", "qwzxv"])
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "MODERATE" in out
+    assert "MAJOR" in out
     assert "alprazolam" in out
     assert "andrashko-2020" in out
     assert "No known interaction" in out
@@ -73,9 +74,10 @@ def test_readable_table_shows_severity_and_sources(app: typer.Typer) -> None:
 
 
 def test_findings_do_not_change_the_exit_code(app: typer.Typer) -> None:
-    result = runner.invoke(app, ["interactions", "theophylline"])
+    result = runner.invoke(app, ["interactions", "Wellbutrin SR 150 mg", "Nardil 15 mg"])
     assert result.exit_code == 0
     assert "CONTRAINDICATED" in result.stdout
+    assert "bupropion" in result.stdout
 
 
 @pytest.mark.parametrize(

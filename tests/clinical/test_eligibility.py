@@ -28,6 +28,7 @@ from ketacare.clinical.eligibility import (
     intake_json_schema,
     standard_treatment,
 )
+from ketacare.clinical.interactions import StoppedMedication, screen
 from ketacare.knowledge import knowledge_version
 from ketacare.knowledge.instrument_defs import reference_ids
 
@@ -656,6 +657,8 @@ def test_the_json_schema_describes_the_intake_file() -> None:
         "heart_rate",
         "weight_kg",
         "medications",
+        "stopped_medications",
+        "planned_protocol",
         "scores",
     }
     history_enum = schema["$defs"]["HistoryCode"]["enum"]
@@ -818,7 +821,9 @@ def test_only_standard_adult_treatments_count_as_failed(
 
 def test_the_documented_example_validates_and_gives_the_documented_decision() -> None:
     data = json.loads((REPO / "docs/examples/intake-example.json").read_text(encoding="utf-8"))
-    decision = assess(Intake.model_validate(data), as_of=AS_OF)
+    intake = Intake.model_validate(data)
+    findings = [f.to_json_dict() for f in screen(intake.medications).findings]
+    decision = assess(intake, as_of=AS_OF, interaction_findings=findings)
     assert decision.decision is DecisionKind.ELIGIBLE
     assert decision.codes == (
         "adhd_diagnosis_confirmed",
@@ -827,6 +832,7 @@ def test_the_documented_example_validates_and_gives_the_documented_decision() ->
         "phq9_comorbid_depression",
         "bp_normal",
         "gad7_below_threshold",
+        "interaction:ketamine-ssri",
         "off_label",
     )
     doc = (REPO / "docs/intake-file.md").read_text(encoding="utf-8")
@@ -839,3 +845,87 @@ def test_the_documented_example_validates_and_gives_the_documented_decision() ->
     # Every history code is documented.
     for code in HistoryCode:
         assert f"`{code.value}`" in doc
+
+
+# --- interactions: screened with the real engine, or explicitly not screened ----------------------
+
+
+def _screened(changes: dict[str, Any]) -> Decision:
+    intake = Intake.model_validate(intake_dict(changes))
+    stopped = [StoppedMedication(m.name, m.stop_date) for m in intake.stopped_medications]
+    result = screen(intake.medications, stopped=stopped, as_of=AS_OF)
+    return assess(
+        intake,
+        as_of=AS_OF,
+        interaction_findings=[f.to_json_dict() for f in result.findings],
+        interaction_unscreened=result.unscreened(),
+    )
+
+
+def test_bupropion_with_an_maoi_makes_the_intake_ineligible() -> None:
+    decision = _screened({"medications": ["Wellbutrin SR 150 mg", "Nardil 15 mg"]})
+    assert decision.decision is DecisionKind.INELIGIBLE
+    reason = decision.reason("interaction:bupropion-with-maoi")
+    assert reason.severity == "exclusion"
+    assert "bupropion-us-pi-maoi" in reason.sources
+
+
+@pytest.mark.parametrize(
+    ("days_ago", "decision"), [(5, DecisionKind.INELIGIBLE), (20, DecisionKind.ELIGIBLE)]
+)
+def test_a_recently_stopped_maoi_is_screened_at_intake(days_ago: int, decision: Any) -> None:
+    stop = AS_OF.toordinal() - days_ago
+    stopped = [{"name": "phenelzine", "stop_date": date.fromordinal(stop).isoformat()}]
+    result = _screened({"medications": ["Wellbutrin XL 300 mg"], "stopped_medications": stopped})
+    assert result.decision is decision, result.codes
+    if decision is DecisionKind.INELIGIBLE:
+        text = result.reason("interaction:bupropion-with-maoi").text
+        assert f"stopped on {date.fromordinal(stop).isoformat()}" in text
+        assert f"runs until {date.fromordinal(stop + 14).isoformat()}" in text
+
+
+@pytest.mark.parametrize(
+    "medications",
+    [["Adderall 20 mg", "Nardil"], ["sertraline"]],
+)
+def test_medicines_that_were_not_screened_are_never_eligible(medications: list[str]) -> None:
+    intake = Intake.model_validate(intake_dict({"medications": medications}))
+    for decision in (
+        assess(intake, as_of=AS_OF),  # no screen result at all
+        assess(intake, as_of=AS_OF, interaction_screen_error="the engine failed (boom)"),
+    ):
+        assert decision.decision is DecisionKind.NEEDS_REVIEW
+        reason = decision.reason("interactions_not_screened")
+        assert reason.severity == "caution"
+        assert reason.sources
+        assert medications[0] in reason.text
+        assert 'not "no interactions"' in reason.text
+    failed = assess(intake, as_of=AS_OF, interaction_screen_error="the engine failed (boom)")
+    assert "the engine failed (boom)" in failed.reason("interactions_not_screened").text
+
+
+def test_a_stopped_medicine_alone_still_needs_a_screen() -> None:
+    stopped = [{"name": "Nardil", "stop_date": None}]
+    intake = Intake.model_validate(intake_dict({"stopped_medications": stopped}))
+    decision = assess(intake, as_of=AS_OF)
+    assert "interactions_not_screened" in decision.codes
+    assert "Nardil (stopped date not recorded)" in decision.reason("interactions_not_screened").text
+
+
+def test_no_medicines_need_no_screen() -> None:
+    decision = assess(Intake.model_validate(BASE), as_of=AS_OF)
+    assert decision.decision is DecisionKind.ELIGIBLE
+    assert "interactions_not_screened" not in decision.codes
+
+
+def test_unrecognised_entries_are_not_screened_never_safe() -> None:
+    decision = _screened({"medications": ["qwzxv 10 mg"]})
+    assert decision.decision is DecisionKind.NEEDS_REVIEW
+    assert "qwzxv 10 mg (not recognised)" in decision.reason("interactions_not_screened").text
+
+
+def test_the_planned_protocol_must_be_plannable() -> None:
+    intake = Intake.model_validate(intake_dict({"planned_protocol": "intranasal-esketamine"}))
+    assert intake.planned_protocol == "intranasal-esketamine"
+    with pytest.raises(ValidationError, match="oral-ketamine"):
+        Intake.model_validate(intake_dict({"planned_protocol": "oral-ketamine"}))

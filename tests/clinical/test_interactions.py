@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import string
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ketacare.clinical.drugs import BroadVocabulary, DrugResolver
-from ketacare.clinical.interactions import ScreenResult, screen
+from ketacare.clinical.interactions import ScreenResult, StoppedMedication, screen
 from ketacare.knowledge import knowledge_version
 from ketacare.knowledge.catalog import (
     SEVERITY_RANK,
@@ -73,6 +75,13 @@ SSRI = "ketamine-ssri"
 SAH = "ketamine-sedating-antihistamines"
 CYP3 = "ketamine-cyp3a4-inhibitors"
 CARD = "ketamine-cardiac-disease-therapy"
+THEO = "ketamine-theophylline"
+BUP_MAOI = "bupropion-with-maoi"
+AD_MAOI = "serotonergic-antidepressant-with-maoi"
+AD_MAOB = "antidepressant-with-mao-b-inhibitor"
+SAFI = "safinamide-with-snri-or-cyclic-antidepressant"
+SEDS = "several-sedatives-with-ketamine"
+ILLICIT = "ketamine-illicit-stimulants"
 
 CASES = [
     # --- ADHD medicines: US and Canadian brands, free text with strength and release -----------
@@ -125,7 +134,7 @@ CASES = [
         ("Qelbree", "theophylline"),
         ("viloxazine", NRI, MOD),
         ("viloxazine", "viloxazine-theophylline", CTR),
-        ("theophylline", "ketamine-theophylline", CTR),
+        ("theophylline", THEO, MAJ),
     ),
     case(
         ("Qelbree", "Zanaflex"),
@@ -146,16 +155,76 @@ CASES = [
         ("atomoxetine", "atomoxetine-cyp2d6-inhibitors", MOD),
         ("bupropion", "ketamine-bupropion", MIN),
     ),
-    # --- Theophylline (Ketalar 7.1) -----------------------------------------------------------
-    case("theophylline 300 mg ER", ("theophylline", "ketamine-theophylline", CTR)),
-    case("aminophylline", ("aminophylline", "ketamine-theophylline", CTR)),
-    case("Uniphyl", ("theophylline", "esketamine-theophylline", MOD), agent="esketamine"),
-    # --- CNS depressants ----------------------------------------------------------------------
-    case("Xanax 0.5 mg prn", ("alprazolam", BZD, MOD)),
-    case("Rivotril 0.5 mg", ("clonazepam", BZD, MOD)),
-    case("Ativan 1mg SL", ("lorazepam", BZD, MOD)),
-    case("Ambien 10mg qhs", ("zolpidem", "ketamine-hypnotics", MOD)),
-    case("Imovane 7.5", ("zopiclone", "ketamine-hypnotics", MOD)),
+    # --- Bupropion or an antidepressant with an MAO inhibitor (their labels, section 4) ---------
+    case(
+        ("Wellbutrin SR 150 mg", "Nardil 15 mg"),
+        ("bupropion", BUP_MAOI, CTR),
+        ("phenelzine", MAOI, MOD),
+    ),
+    case(
+        ("Wellbutrin XL 300 mg", "Zyvox 600 mg bid"),
+        ("bupropion", BUP_MAOI, CTR),
+        ("linezolid", MAOI, MOD),
+    ),
+    case(
+        ("bupropion", "methylene blue"), ("bupropion", BUP_MAOI, CTR), ("methylene blue", MAOI, MOD)
+    ),
+    case(("Zyban", "Zelapar 1.25 mg"), ("bupropion", BUP_MAOI, CTR), ("selegiline", MAOI, MOD)),
+    case(("Wellbutrin", "Emsam patch"), ("bupropion", BUP_MAOI, CTR), ("selegiline", MAOI, MOD)),
+    case(("Wellbutrin", "Azilect"), ("bupropion", BUP_MAOI, CTR), ("rasagiline", MAOI, MOD)),
+    case(
+        ("Wellbutrin XL", "Nardil"),
+        ("bupropion", BUP_MAOI, CTR),
+        ("phenelzine", MAOI, MOD),
+        agent="esketamine",
+    ),
+    case(("sertraline", "phenelzine"), ("sertraline", AD_MAOI, CTR), ("phenelzine", MAOI, MOD)),
+    case(("Lexapro 10 mg", "Emsam"), ("escitalopram", AD_MAOI, CTR), ("selegiline", MAOI, MOD)),
+    case(("Effexor XR 150", "linezolid"), ("venlafaxine", AD_MAOI, CTR), ("linezolid", MAOI, MOD)),
+    case(("Anafranil", "Parnate"), ("clomipramine", AD_MAOI, CTR), ("tranylcypromine", MAOI, MOD)),
+    case(
+        ("trazodone 50 mg qhs", "Manerix"), ("trazodone", AD_MAOI, CTR), ("moclobemide", MAOI, MOD)
+    ),
+    case(("Trintellix", "Marplan"), ("vortioxetine", AD_MAOI, CTR), ("isocarboxazid", MAOI, MOD)),
+    case(("Zoloft 50 mg", "Azilect 1 mg"), ("sertraline", AD_MAOB, MAJ), ("rasagiline", MAOI, MOD)),
+    case(("Zoloft", "Xadago"), ("sertraline", AD_MAOB, MAJ), ("safinamide", MAOI, MOD)),
+    case(("Cymbalta", "Xadago 50 mg"), ("duloxetine", SAFI, CTR), ("safinamide", MAOI, MOD)),
+    case(("Remeron 15", "Xadago"), ("mirtazapine", SAFI, CTR), ("safinamide", MAOI, MOD)),
+    case(("Cymbalta", "Azilect"), ("duloxetine", AD_MAOB, MAJ), ("rasagiline", MAOI, MOD)),
+    # --- Theophylline (Ketalar 7.1: "consider using an alternative"; both agents alike) ------
+    case("theophylline 300 mg ER", ("theophylline", THEO, MAJ)),
+    case("aminophylline", ("aminophylline", THEO, MAJ)),
+    case("Uniphyl", ("theophylline", THEO, MAJ), agent="esketamine"),
+    # --- CNS depressants (Ketalar 7.3: graded alike; two or more escalate) --------------------
+    case("Xanax 0.5 mg prn", ("alprazolam", BZD, MAJ)),
+    case("Rivotril 0.5 mg", ("clonazepam", BZD, MAJ)),
+    case("Ativan 1mg SL", ("lorazepam", BZD, MAJ)),
+    case("Ambien 10mg qhs", ("zolpidem", "ketamine-hypnotics", MAJ)),
+    case("Imovane 7.5", ("zopiclone", "ketamine-hypnotics", MAJ)),
+    case(
+        ("Xanax 0.5 mg prn", "Percocet"),
+        ("alprazolam", BZD, MAJ),
+        ("alprazolam", SEDS, CTR),
+        ("oxycodone", OPI, MAJ),
+        ("oxycodone", SEDS, CTR),
+        no_known=("acetaminophen",),
+    ),
+    case(
+        ("Lyrica 75mg bid", "methadone 80mg daily"),
+        ("pregabalin", "ketamine-gabapentinoids", MAJ),
+        ("pregabalin", SEDS, CTR),
+        ("methadone", OPI, MAJ),
+        ("methadone", SEDS, CTR),
+    ),
+    case(
+        ("Ambien", "Klonopin"),
+        ("zolpidem", "ketamine-hypnotics", MAJ),
+        ("zolpidem", SEDS, CTR),
+        ("clonazepam", BZD, MAJ),
+        ("clonazepam", SEDS, CTR),
+        agent="esketamine",
+    ),
+    case(("Xanax", "wine"), ("alprazolam", BZD, MAJ), ("alcohol", "ketamine-alcohol", MAJ)),
     case("Percocet", ("oxycodone", OPI, MAJ), no_known=("acetaminophen",)),
     case("Vicodin", ("hydrocodone", OPI, MAJ), no_known=("acetaminophen",)),
     case("Tylenol #3", ("codeine", OPI, MAJ), no_known=("acetaminophen",)),
@@ -174,7 +243,7 @@ CASES = [
         no_known=("acetaminophen",),
     ),
     case("Xyrem", ("sodium oxybate", "ketamine-barbiturates-oxybate", MAJ)),
-    case("Lyrica 75mg bid", ("pregabalin", "ketamine-gabapentinoids", MOD)),
+    case("Lyrica 75mg bid", ("pregabalin", "ketamine-gabapentinoids", MAJ)),
     case("Flexeril", ("cyclobenzaprine", "ketamine-muscle-relaxants", MOD)),
     case("Seroquel 25 mg", ("quetiapine", "ketamine-antipsychotics-sedating", MOD)),
     case("Abilify 5mg", ("aripiprazole", "ketamine-antipsychotics-less-sedating", MIN)),
@@ -183,7 +252,7 @@ CASES = [
     case("Atarax 25mg", ("hydroxyzine", SAH, MOD)),
     case("Bonine", ("meclizine", SAH, MOD)),
     case("Gravol", ("dimenhydrinate", SAH, MOD)),
-    case("beer", ("alcohol", "ketamine-alcohol", MOD)),
+    case("beer", ("alcohol", "ketamine-alcohol", MAJ)),
     case("marijuana", ("cannabis", "ketamine-cannabis", MOD)),
     # --- Antidepressants: informational, no serotonin-syndrome claim ---------------------------
     case("Lexapro 10mg", ("escitalopram", SSRI, MIN)),
@@ -251,7 +320,14 @@ CASES = [
     ),
     case("Flonase", no_known=("fluticasone",)),
     case("Sudafed", ("pseudoephedrine", "esketamine-sympathomimetics", MOD), agent="esketamine"),
-    case("cocaine", ("cocaine", PSY, MOD)),
+    # --- Illicit stimulants: their own rule, not the prescribed-stimulant one -----------------
+    case("cocaine", ("cocaine", ILLICIT, CTR)),
+    case("crack cocaine", ("cocaine", ILLICIT, CTR)),
+    case("crystal meth", ("illicit methamphetamine", ILLICIT, CTR)),
+    case("meth", ("illicit methamphetamine", ILLICIT, CTR)),
+    case("ecstasy", ("mdma", ILLICIT, CTR)),
+    case("MDMA", ("mdma", ILLICIT, CTR), agent="esketamine"),
+    case(("cocaine", "Nardil"), ("cocaine", ILLICIT, CTR), ("phenelzine", MAOI, MOD)),
     # --- Thyroid, cardiovascular --------------------------------------------------------------
     case("Synthroid 100 mcg", ("levothyroxine", "ketamine-thyroid-hormone", MIN)),
     case("Cytomel", ("liothyronine", "ketamine-thyroid-hormone", MIN)),
@@ -310,14 +386,16 @@ CASES = [
     # --- Typos and unrecognised entries -------------------------------------------------------
     case("sertralin", ("sertraline", SSRI, MIN)),
     case("vyvance", ("lisdexamfetamine", PSY, MOD)),
-    case("klonopine", ("clonazepam", BZD, MOD)),
+    case("klonopine", ("clonazepam", BZD, MAJ)),
     case("qwzxv", unrecognized=("qwzxv",)),
     # --- A whole clinic list ------------------------------------------------------------------
     case(
         ("Vyvanse 40mg", "Xanax 0.5 mg prn", "Percocet", "ibuprofen", "Synthroid"),
         ("lisdexamfetamine", PSY, MOD),
-        ("alprazolam", BZD, MOD),
+        ("alprazolam", BZD, MAJ),
+        ("alprazolam", SEDS, CTR),
         ("oxycodone", OPI, MAJ),
+        ("oxycodone", SEDS, CTR),
         ("levothyroxine", "ketamine-thyroid-hormone", MIN),
         no_known=("acetaminophen", "ibuprofen"),
     ),
@@ -378,13 +456,164 @@ def test_a_finding_explains_why_it_matched() -> None:
 def test_seed_errors_are_not_reproduced() -> None:
     sertraline = screen(["Zoloft"]).findings[0]
     assert sertraline.severity == "minor"
-    assert "does not cause serotonin syndrome" in sertraline.effect
+    # The evidence is stated as what it is (none observed in case series), never as absolute.
+    assert "does not cause serotonin syndrome" not in sertraline.effect
+    assert "not proof" in sertraline.effect
+    assert "monotherapy" in sertraline.effect
     benzo = screen(["Ativan"]).findings[0]
     assert "not CYP3A4 inhibitors" in benzo.effect
     assert screen(["Zithromax"]).findings == ()
     assert [f.rule_id for f in screen(["Sudafed PE"]).findings] == [SYM]
     xanax = screen(["Xanax"]).findings[0]
     assert xanax.ingredient == "alprazolam" and xanax.rule_id == BZD
+
+
+# --- MAO inhibitors: no "continue" advice beside one; a recently stopped one still counts ------
+
+SEROTONERGIC = (
+    "ssri",
+    "snri",
+    "tca",
+    "serotonergic_antidepressant_other",
+    "sedating_antidepressant",
+)
+BENIGN = {"ketamine-ssri", "ketamine-snri", "ketamine-tca", "ketamine-sedating-antidepressants"}
+
+
+def _members(*class_ids: str) -> list[str]:
+    catalog = load_catalog()
+    return sorted(set().union(*(catalog.class_members[c] for c in class_ids)))
+
+
+@pytest.mark.parametrize("maoi", _members("maoi"))
+def test_no_antidepressant_keeps_its_continue_advice_beside_any_mao_inhibitor(maoi: str) -> None:
+    for antidepressant in [*_members(*SEROTONERGIC), "bupropion"]:
+        result = screen([antidepressant, maoi])
+        own = [f for f in result.findings if f.ingredient == antidepressant]
+        assert own, (antidepressant, maoi)
+        assert not [f for f in own if f.rule_id in BENIGN | {"ketamine-bupropion"}], (
+            antidepressant,
+            maoi,
+        )
+        assert not [f for f in own if f.management.startswith("Continue")], (antidepressant, maoi)
+        assert own[0].severity in ("contraindicated", "major"), (antidepressant, maoi)
+
+
+def test_sertraline_with_phenelzine_never_says_continue() -> None:
+    result = screen(["sertraline 100 mg", "phenelzine 15 mg tid"])
+    assert result.highest_severity == "contraindicated"
+    assert all("Continue" not in f.management for f in result.findings)
+    [co] = [f for f in result.findings if f.ingredient == "sertraline"]
+    assert co.rule_id == "serotonergic-antidepressant-with-maoi"
+    assert any("replaces ketamine-ssri" in reason for reason in co.reasons)
+    # Without the MAOI the informational advice is back.
+    [alone] = screen(["sertraline 100 mg"]).findings
+    assert alone.rule_id == "ketamine-ssri" and alone.management.startswith("Continue")
+
+
+AS_OF = date(2025, 6, 1)
+
+
+@pytest.mark.parametrize(
+    ("days_ago", "screened"), [(0, True), (5, True), (14, True), (15, False), (20, False)]
+)
+def test_a_stopped_mao_inhibitor_is_screened_until_its_washout_ends(
+    days_ago: int, screened: bool
+) -> None:
+    stopped = AS_OF - timedelta(days=days_ago)
+    result = screen(
+        ["Wellbutrin XL 300 mg"],
+        stopped=[StoppedMedication("phenelzine 15 mg", stopped)],
+        as_of=AS_OF,
+    )
+    rules = {f.rule_id for f in result.findings}
+    if not screened:
+        assert rules == {"ketamine-bupropion"}
+        assert result.stopped_screened == ()
+        return
+    assert rules == {"bupropion-with-maoi", MAOI}
+    until = (stopped + timedelta(days=14)).isoformat()
+    for finding in result.findings:
+        assert finding.washout, finding.rule_id
+        assert f"stopped on {stopped.isoformat()}" in finding.washout[0]
+        assert f"runs until {until}" in finding.washout[0]
+    maoi = next(f for f in result.findings if f.rule_id == MAOI)
+    assert maoi.input == f"phenelzine 15 mg (stopped {stopped.isoformat()})"
+    [washout] = result.stopped_screened
+    assert (washout.ingredient, washout.until) == ("phenelzine", stopped + timedelta(days=14))
+    assert washout.to_json_dict()["washout_until"] == until
+
+
+def test_a_stopped_mao_inhibitor_without_a_stop_date_is_still_screened() -> None:
+    result = screen(["Zoloft"], stopped=[StoppedMedication("Parnate", None)], as_of=AS_OF)
+    co = next(f for f in result.findings if f.ingredient == "sertraline")
+    assert co.severity == "contraindicated"
+    assert "without a stop date" in co.washout[0]
+
+
+def test_a_stopped_medicine_without_a_washout_is_not_screened() -> None:
+    result = screen(["Nardil"], stopped=[StoppedMedication("Zoloft", AS_OF)], as_of=AS_OF)
+    assert [f.rule_id for f in result.findings] == [MAOI]
+
+
+def test_a_current_entry_wins_over_a_stopped_one() -> None:
+    result = screen(
+        ["Nardil"],
+        stopped=[StoppedMedication("phenelzine", AS_OF - timedelta(days=3))],
+        as_of=AS_OF,
+    )
+    [finding] = result.findings
+    assert finding.inputs == ("Nardil",) and finding.washout == ()
+
+
+def test_an_unrecognised_recently_stopped_entry_is_unknown_never_safe() -> None:
+    recent = StoppedMedication("zqxvw", AS_OF - timedelta(days=3))
+    old = StoppedMedication("qqzzx", AS_OF - timedelta(days=200))
+    result = screen([], stopped=[recent, old], as_of=AS_OF)
+    assert [u.input for u in result.unrecognized] == [f"zqxvw (stopped {recent.stop_date})"]
+
+
+def test_stopped_medicines_need_the_screening_date() -> None:
+    with pytest.raises(ValueError, match="as_of"):
+        screen(["Zoloft"], stopped=[StoppedMedication("Nardil", AS_OF)])
+
+
+# --- CNS depressants and illicit stimulants ------------------------------------------------------
+
+
+def test_any_two_sedatives_together_are_worse_than_either_alone() -> None:
+    members = _members("sedative_respiratory_depressant")
+    for first in members:
+        alone = screen([first])
+        assert alone.highest_severity == "major", first
+    for first, second in itertools.pairwise(members):
+        both = screen([first, second])
+        assert both.highest_severity == "contraindicated", (first, second)
+        rules = {(f.ingredient, f.rule_id) for f in both.findings}
+        assert {(first, SEDS), (second, SEDS)} <= rules
+
+
+def test_illicit_stimulants_never_get_the_prescribed_stimulant_advice() -> None:
+    for entry in ("cocaine", "crystal meth", "ecstasy"):
+        result = screen([entry])
+        assert [f.rule_id for f in result.findings] == [ILLICIT], entry
+        assert "Do not dose after recent use" in result.findings[0].management
+    [desoxyn] = screen(["Desoxyn 5 mg"]).findings
+    assert desoxyn.rule_id == PSY
+
+
+def test_mao_evidence_is_quoted_with_its_figures() -> None:
+    [finding] = screen(["Parnate"]).findings
+    assert "509 IV or subcutaneous esketamine sessions in 43 patients" in finding.effect
+    assert "14 of them on tranylcypromine" in finding.effect
+    assert "no hypertensive crises" in finding.effect
+
+
+def test_theophylline_quotes_ketalar_and_grades_both_agents_alike() -> None:
+    [ketamine] = screen(["theophylline"]).findings
+    [esketamine] = screen(["theophylline"], agent="esketamine").findings
+    assert ketamine.severity == esketamine.severity == "major"
+    assert "Consider using an alternative to KETALAR" in ketamine.effect
 
 
 def test_rules_with_conflicting_evidence_say_so() -> None:
@@ -409,6 +638,7 @@ def test_json_contract() -> None:
         "no_known_interaction",
         "not_reviewed",
         "unrecognized",
+        "stopped_screened",
     }
     finding = data["findings"][0]
     assert {

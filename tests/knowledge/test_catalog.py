@@ -215,15 +215,28 @@ def test_canadian_brands_are_marked() -> None:
 def test_required_rules_exist_with_their_proposed_severity() -> None:
     catalog = load_catalog()
     expected = {
-        "ketamine-theophylline": "contraindicated",
+        # Ketalar 7.1 says "consider using an alternative", for both agents alike.
+        "ketamine-theophylline": "major",
         "adhd-stimulant-with-maoi": "contraindicated",
         "nri-with-maoi": "contraindicated",
+        "bupropion-with-maoi": "contraindicated",
+        "serotonergic-antidepressant-with-maoi": "contraindicated",
+        "antidepressant-with-mao-b-inhibitor": "major",
+        "safinamide-with-snri-or-cyclic-antidepressant": "contraindicated",
         "viloxazine-theophylline": "contraindicated",
+        "ketamine-illicit-stimulants": "contraindicated",
         "ketamine-psychostimulants": "moderate",
         "ketamine-noradrenergic-adhd": "moderate",
         "ketamine-maoi": "moderate",
-        "ketamine-benzodiazepines": "moderate",
+        # Ketalar 7.3 groups benzodiazepines, opioids and other CNS depressants: graded alike,
+        # and two or more of them together escalate.
+        "ketamine-benzodiazepines": "major",
+        "ketamine-hypnotics": "major",
+        "ketamine-gabapentinoids": "major",
+        "ketamine-alcohol": "major",
         "ketamine-opioids": "major",
+        "ketamine-barbiturates-oxybate": "major",
+        "several-sedatives-with-ketamine": "contraindicated",
         "ketamine-naltrexone": "moderate",
         "ketamine-lamotrigine": "minor",
         "ketamine-nmda-antagonists": "moderate",
@@ -239,6 +252,47 @@ def test_required_rules_exist_with_their_proposed_severity() -> None:
         assert catalog.rule(rule_id).severity == severity, rule_id
     for rule_id in ("ketamine-cyp3a4-inhibitors", "ketamine-st-johns-wort"):
         assert catalog.rule(rule_id).route_severity["oral"] == "moderate"
+    # One theophylline rule for both agents (no weaker esketamine variant).
+    assert catalog.rule("ketamine-theophylline").agents == ("ketamine", "esketamine")
+    with pytest.raises(KeyError):
+        catalog.rule("esketamine-theophylline")
+
+
+@pytest.mark.parametrize(
+    ("ingredient", "classes"),
+    [
+        ("phenelzine", {"maoi", "maoi_antidepressant_contraindicated"}),
+        ("selegiline", {"maoi", "maoi_antidepressant_contraindicated", "maoi_b_selective"}),
+        ("linezolid", {"maoi", "maoi_antidepressant_contraindicated"}),
+        ("methylene blue", {"maoi", "maoi_antidepressant_contraindicated"}),
+        ("rasagiline", {"maoi", "maoi_b_selective"}),
+        ("safinamide", {"maoi", "maoi_b_selective"}),
+    ],
+)
+def test_mao_inhibitors_are_classed_by_what_the_labels_say(
+    ingredient: str, classes: set[str]
+) -> None:
+    catalog = load_catalog()
+    assert classes <= catalog.ingredient_classes[ingredient]
+    if "maoi_antidepressant_contraindicated" not in classes:
+        assert "maoi_antidepressant_contraindicated" not in catalog.ingredient_classes[ingredient]
+    # Every MAOI keeps screening for 14 days after it is stopped, with cited sources.
+    assert catalog.ingredient_washout[ingredient] == (14, "maoi")
+    assert catalog.classes["maoi"].washout_sources
+
+
+def test_selegiline_in_every_form_is_one_screened_ingredient() -> None:
+    catalog = load_catalog()
+    for brand in ("Emsam", "Zelapar", "Eldepryl"):
+        assert brand in catalog.ingredients["selegiline"].brands
+
+
+def test_prescribed_and_street_methamphetamine_are_told_apart() -> None:
+    catalog = load_catalog()
+    assert "Desoxyn" in catalog.ingredients["methamphetamine"].brands
+    assert "illicit_stimulant" in catalog.ingredient_classes["illicit methamphetamine"]
+    assert "illicit_stimulant" not in catalog.ingredient_classes["methamphetamine"]
+    assert "psychostimulant" not in catalog.ingredient_classes["cocaine"]
 
 
 def test_identifiers_have_valid_shapes() -> None:
@@ -330,4 +384,39 @@ def test_a_co_medication_rule_needs_its_partner() -> None:
         del rule["requires_also"]
 
     with pytest.raises(CatalogError, match="requires_also"):
+        _build(mutate)
+
+
+def test_a_rule_superseded_by_an_unknown_rule_is_refused() -> None:
+    def mutate(refs: Any, classes: Any, drugs: Any, rules: Any) -> None:
+        rule = next(r for r in rules["rules"] if r["id"] == "ketamine-ssri")
+        rule["superseded_by"] = ["no-such-rule"]
+
+    with pytest.raises(CatalogError, match="no-such-rule"):
+        _build(mutate)
+
+
+def test_a_rule_superseded_by_one_that_never_fires_on_its_drugs_is_refused() -> None:
+    def mutate(refs: Any, classes: Any, drugs: Any, rules: Any) -> None:
+        rule = next(r for r in rules["rules"] if r["id"] == "ketamine-ssri")
+        rule["superseded_by"] = ["bupropion-with-maoi"]
+
+    with pytest.raises(CatalogError, match="never fires"):
+        _build(mutate)
+
+
+def test_a_washout_without_a_source_is_refused() -> None:
+    def mutate(refs: Any, classes: Any, drugs: Any, rules: Any) -> None:
+        maoi = next(c for c in classes["classes"] if c["id"] == "maoi")
+        maoi["washout_sources"] = []
+
+    with pytest.raises(CatalogError, match="washout"):
+        _build(mutate)
+
+
+def test_a_screen_text_with_an_unknown_placeholder_is_refused() -> None:
+    def mutate(refs: Any, classes: Any, drugs: Any, rules: Any) -> None:
+        rules["screening"]["washout"] += " {no_such_field}"
+
+    with pytest.raises(CatalogError, match="no_such_field"):
         _build(mutate)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from ketacare.app import interactions as interactions_uc
 from ketacare.app.permissions import Role
 from tests.conftest import ClinicWorld, bearer, ui_login
 
@@ -54,10 +56,29 @@ def test_the_chart_panel_shows_findings_with_sources(
     client.post(f"/patients/{pid}/medications", data={"name": "aminophylline", "csrf_token": csrf})
     panel = client.get(f"/patients/{pid}/interactions", headers={"HX-Request": "true"})
     assert panel.status_code == 200
-    assert "contraindicated" in panel.text
+    assert "major" in panel.text
     assert "aminophylline" in panel.text
     assert "knowledge version" in panel.text
     assert "Ketalar" in panel.text
+    assert "planned protocol <code>iv-ketamine</code>" in panel.text
+
+
+def test_the_chart_panel_says_not_screened_when_the_screen_fails(
+    client: TestClient, world_a: ClinicWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    csrf = ui_login(client, "a-nurse")
+    pid = world_a.patients[0].id
+    client.post(f"/patients/{pid}/medications", data={"name": "Nardil", "csrf_token": csrf})
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("knowledge base unreadable")
+
+    monkeypatch.setattr(interactions_uc, "screen", broken)
+    panel = client.get(f"/patients/{pid}/interactions", headers={"HX-Request": "true"})
+    assert panel.status_code == 200
+    assert "Interactions not screened" in panel.text
+    assert "knowledge base unreadable" in panel.text
+    assert "No interaction rule matched" not in panel.text
 
 
 def test_the_checker_page_works_without_javascript(

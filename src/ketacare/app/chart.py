@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session
 
 from ketacare.app import intake, patients
 from ketacare.app.audit import audited
-from ketacare.app.interactions import CURRENT
-from ketacare.app.patients import PatientChart, _scoped_patient
+from ketacare.app.interactions import CURRENT, clinic_today
+from ketacare.app.patients import MedicationStatus, PatientChart, _scoped_patient
 from ketacare.app.permissions import Actor, Permission, require
+from ketacare.clinical.interactions import StoppedMedication, max_washout_days
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,19 @@ def chart_page(db: Session, actor: Actor, patient_id: int) -> ChartPage:
         require(actor, Permission.PATIENT_READ)
         patient = _scoped_patient(db, actor, patient_id)
         chart = patients.chart_of(db, patient)
+        listed = sorted(chart.medications, key=lambda m: m.id)
+        today = clinic_today(db, patient)
         known = intake.Known(
             intake=intake.latest_intake(db, patient.id),
             weight_kg=chart.latest_weight.weight_kg if chart.latest_weight else None,
-            medications=[
-                m.name for m in sorted(chart.medications, key=lambda m: m.id) if m.status in CURRENT
+            medications=[m.name for m in listed if m.status in CURRENT],
+            # Stopped medicines that may still be in a washout (the screen decides which are).
+            stopped=[
+                StoppedMedication(m.name, m.stop_date)
+                for m in listed
+                if m.status == MedicationStatus.STOPPED
+                and (m.stop_date is None or (today - m.stop_date).days <= max_washout_days())
             ],
+            today=today,
         )
         return ChartPage(chart, intake.programme_of(db, patient, known))

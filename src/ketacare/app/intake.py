@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import bindparam, func, select
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from ketacare.app import assessments as sc
 from ketacare.app.audit import audited
 from ketacare.app.clinic_settings import effective_settings
 from ketacare.app.errors import Conflict, InvalidInput
-from ketacare.app.interactions import CURRENT
+from ketacare.app.interactions import CURRENT, PlannedProtocol, clinic_today, planned_protocol
 from ketacare.app.patients import Stage, _scoped_patient
 from ketacare.app.permissions import Actor, Permission, require
 from ketacare.clinical.eligibility import (
@@ -24,8 +25,9 @@ from ketacare.clinical.eligibility import (
     Intake,
     PriorTreatment,
     assess,
+    plannable_protocol,
 )
-from ketacare.clinical.interactions import screen
+from ketacare.clinical.interactions import StoppedMedication, max_washout_days, screen
 from ketacare.knowledge import load_yaml
 from ketacare.store.models import (
     Assessment,
@@ -39,6 +41,7 @@ from ketacare.store.models import (
 from ketacare.store.types import utcnow
 
 INTAKE_SCORES = ("asrs", "phq9", "gad7")
+log = logging.getLogger(__name__)
 
 
 class IntakeForm(BaseModel):
@@ -54,7 +57,18 @@ class IntakeForm(BaseModel):
     history: list[HistoryCode] = Field(default_factory=list)
     blood_pressure: BloodPressure | None = None
     heart_rate: int | None = Field(None, ge=20, le=250)
+    planned_protocol: str | None = Field(
+        None,
+        max_length=40,
+        description="Protocol id planned (e.g. intranasal-esketamine); the interaction screen "
+        "uses its agent and route until a course or session is planned",
+    )
     notes: str | None = Field(None, max_length=4000)
+
+    @field_validator("planned_protocol")
+    @classmethod
+    def _plannable(cls, value: str | None) -> str | None:
+        return plannable_protocol(value or None)
 
 
 class IntakeOut(BaseModel):
@@ -136,6 +150,16 @@ _CURRENT_MEDICATIONS = (
     .where(MedicationEntry.patient_id == _PATIENT, MedicationEntry.status.in_(CURRENT))
     .order_by(MedicationEntry.id)
 )
+# Stopped entries that may still be in a washout (the screen decides which are), or undated.
+_STOPPED_MEDICATIONS = (
+    select(MedicationEntry.name_entered, MedicationEntry.stop_date)
+    .where(
+        MedicationEntry.patient_id == _PATIENT,
+        MedicationEntry.status == "stopped",
+        or_(MedicationEntry.stop_date.is_(None), MedicationEntry.stop_date >= bindparam("since")),
+    )
+    .order_by(MedicationEntry.id)
+)
 _RANKED_SCORES = (
     select(
         Assessment.instrument,
@@ -213,13 +237,19 @@ class Known:
     intake: IntakeRecord | None
     weight_kg: float | None
     medications: list[str]
+    stopped: list[StoppedMedication] = field(default_factory=list)
+    today: date | None = None
 
 
 def _known(db: Session, patient: Patient) -> Known:
     of_patient = {"patient_id": patient.id}
     weight = db.scalar(_LATEST_WEIGHT, of_patient)
     medications = list(db.scalars(_CURRENT_MEDICATIONS, of_patient))
-    return Known(latest_intake(db, patient.id), weight, medications)
+    today = clinic_today(db, patient)
+    since = today - timedelta(days=max_washout_days())
+    rows = db.execute(_STOPPED_MEDICATIONS, {**of_patient, "since": since})
+    stopped = [StoppedMedication(name, stop) for name, stop in rows]
+    return Known(latest_intake(db, patient.id), weight, medications, stopped, today)
 
 
 def _latest_scores(db: Session, patient_id: int) -> dict[str, list[int]]:
@@ -247,6 +277,11 @@ def _compose(
         "heart_rate": form.heart_rate,
         "weight_kg": weight,
         "medications": medications,
+        "stopped_medications": [
+            {"name": m.name, "stop_date": m.stop_date.isoformat() if m.stop_date else None}
+            for m in known.stopped
+        ],
+        "planned_protocol": form.planned_protocol,
         "scores": scores or None,
     }
     try:
@@ -257,18 +292,57 @@ def _compose(
     return intake, doc, latest.id if latest else None
 
 
+def _screen_intake(
+    intake: Intake, plan: PlannedProtocol, today: date
+) -> tuple[list[dict[str, Any]] | None, str | None, tuple[str, ...]]:
+    """Findings (None: not screened), why not, and the entries whose interactions are unknown.
+    A failing screen is kept as not screened, never turned into "no interactions"."""
+    stopped = [StoppedMedication(m.name, m.stop_date) for m in intake.stopped_medications]
+    try:
+        result = screen(
+            intake.medications,
+            plan.protocol.agent,
+            plan.protocol.route,
+            stopped=stopped,
+            as_of=today,
+        )
+    except Exception as exc:  # fail closed: not screened, with the reason
+        log.exception("interaction screen failed at intake")
+        return None, f"the interaction screen failed ({type(exc).__name__}: {exc})", ()
+    return [f.to_json_dict() for f in result.findings], None, result.unscreened()
+
+
 def _evaluate(
     db: Session, patient: Patient, known: Known | None = None
 ) -> tuple[Any, dict[str, Any], int | None]:
+    known = known or _known(db, patient)
     intake, doc, intake_id = _compose(db, patient, known)
-    findings = screen(intake.medications).to_json_dict()["findings"] if intake.medications else []
-    # The clinic's settings in force (e.g. a default exclusion relaxed with a reason); the
-    # decision stores them.
-    settings = effective_settings(db, patient.clinic_id).eligibility
+    today = known.today or clinic_today(db, patient)
+    plan = planned_protocol(db, patient, known.intake.data if known.intake else None)
+    findings, error, unscreened = _screen_intake(intake, plan, today)
     decision = assess(
-        intake, as_of=utcnow().date(), interaction_findings=findings, settings=settings
+        intake,
+        as_of=today,
+        interaction_findings=findings,
+        interaction_screen_error=error,
+        interaction_unscreened=unscreened,
+        # The clinic's settings in force (e.g. a default exclusion relaxed with a reason); the
+        # decision stores them.
+        settings=effective_settings(db, patient.clinic_id).eligibility,
     )
-    inputs = {"intake": doc, "interaction_findings": findings}
+    inputs = {
+        "intake": doc,
+        "interaction_findings": findings,
+        "interaction_screen": {
+            "protocol": plan.protocol.id,
+            "agent": plan.protocol.agent,
+            "route": plan.protocol.route,
+            "chosen_by": plan.chosen_by,
+            "screened": findings is not None,
+            "error": error,
+            "unscreened": list(unscreened),
+        },
+    }
     return decision, inputs, intake_id
 
 

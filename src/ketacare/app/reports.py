@@ -208,6 +208,7 @@ class FindingLine(BaseModel):
     evidence: str
     conflict: str | None
     sources: list[str]
+    washout: list[str] = []
 
 
 class InteractionBlock(BaseModel):
@@ -220,6 +221,9 @@ class InteractionBlock(BaseModel):
     no_known_interaction: list[str]
     not_reviewed: list[str]
     unrecognized: list[str]
+    # False: the screen did not run; the lists above then mean nothing.
+    screened: bool = True
+    not_screened_reason: str | None = None
 
 
 class AdverseEventLine(BaseModel):
@@ -314,8 +318,9 @@ def _interactions(
     db: Session, actor: Actor, patient: Patient, protocol: ProtocolDef | None
 ) -> InteractionBlock:
     """The stored screen of the current medicines (screened and stored now when the list or the
-    knowledge changed since the last one), for the agent and route of the patient's protocol."""
-    agent = protocol.agent if protocol else "ketamine"
+    knowledge changed since the last one), for the agent and route of the patient's protocol
+    (without one, of the planned protocol)."""
+    agent = protocol.agent if protocol else None
     route = protocol.route if protocol else None
     out, _reused, _names_screened = screen_current(db, actor, patient, agent=agent, route=route)
     return InteractionBlock(
@@ -335,12 +340,15 @@ def _interactions(
                 evidence=f["evidence"],
                 conflict=f.get("conflict"),
                 sources=list(f["sources"]),
+                washout=list(f.get("washout") or ()),
             )
             for f in out.findings
         ],
         no_known_interaction=[e["input"] for e in out.no_known_interaction],
         not_reviewed=[e["input"] for e in out.not_reviewed],
         unrecognized=[e["input"] for e in out.unrecognized],
+        screened=out.screened,
+        not_screened_reason=out.not_screened_reason,
     )
 
 

@@ -434,10 +434,11 @@ def create_session(db: Session, actor: Actor, patient_id: int, data: SessionCrea
 
 def _interaction_summary(
     db: Session, actor: Actor, patient: Patient, protocol: ProtocolDef
-) -> InteractionSummary:
+) -> InteractionSummary | None:
     """Re-screen the current list for the protocol's agent and route (a stored screen of an
-    unchanged list is reused). Unrecognised and not-reviewed names are unknown, not safe. The
-    findings are carried with their rules, so label-named interactions are recognised."""
+    unchanged list is reused). Unrecognised and not-reviewed names are unknown, not safe; a
+    screen that did not run is None (the pre-dose check holds: not screened). The findings are
+    carried with their rules, so label-named interactions are recognised."""
     out, _reused, names = screen_current(
         db,
         actor,
@@ -445,9 +446,12 @@ def _interaction_summary(
         agent=protocol.agent,
         route=protocol.route,  # type: ignore[arg-type]
     )
+    if not out.screened:
+        return None
     unknown = [str(u["input"]) for u in out.unrecognized]
     unknown += [f"{n['input']} (not reviewed)" for n in out.not_reviewed]
-    return InteractionSummary.of_findings(len(names), out.findings, unknown, out.screen_id)
+    medicines = len(names) + len(out.stopped_screened)
+    return InteractionSummary.of_findings(medicines, out.findings, unknown, out.screen_id)
 
 
 def start_session(db: Session, actor: Actor, session_id: int, check: PreCheck) -> SessionOut:
@@ -574,7 +578,7 @@ def _start_session(db: Session, actor: Actor, session_id: int, check: PreCheck) 
         row.prechecks = {
             **checks.to_json_dict(),
             "overall": band,
-            "screen_id": summary.screen_id,
+            "screen_id": summary.screen_id if summary else None,
             "acknowledged": bool(check.acknowledge_caution) and band != "proceed",
             "settings_version": settings.version,
             "monitoring_plan": plan if checks.needs("monitoring_plan") else None,

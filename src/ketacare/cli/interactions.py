@@ -143,8 +143,10 @@ def _render(result: ScreenResult, console: Console) -> None:
             hint = f" (did you mean: {', '.join(item.suggestions)}?)" if item.suggestions else ""
             console.print(f"  {escape(item.input)}{escape(part)}{escape(hint)}")
     console.print(
-        "\n[dim]Checks interactions with ketamine/esketamine and ADHD co-medication "
-        "contraindications only; not a general drug-drug interaction checker.[/dim]"
+        "\n[dim]Checks interactions with ketamine/esketamine and the co-medication "
+        "contraindications of the knowledge base (ADHD medicines and antidepressants with MAO "
+        "inhibitors, several sedatives together) only; not a general drug-drug interaction "
+        "checker.[/dim]"
     )
 
 

@@ -1,9 +1,11 @@
 """Programme eligibility: an intake file in, a decision with every reason and its sources out.
 
 Pure: rules, thresholds and texts come from ``knowledge/contraindications.yaml`` and
-``knowledge/eligibility.yaml``; the caller supplies the date (``as_of``) and any interaction
-findings. Precedence: any exclusion -> ineligible; else any caution -> needs_review; else
-eligible. The decision checks safety and programme criteria; it never claims efficacy.
+``knowledge/eligibility.yaml``; the caller supplies the date (``as_of``) and the interaction
+findings. Findings not given (None) mean the medicines were not screened: with medicines on the
+intake that is the caution ``interactions_not_screened``, never "no interactions". Precedence:
+any exclusion -> ineligible; else any caution -> needs_review; else eligible. The decision checks
+safety and programme criteria; it never claims efficacy.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from pydantic import (
 from ketacare.clinical.instruments import AnswerError, Score, instrument, score
 from ketacare.clinical.monitoring import require_rising_bp_bands
 from ketacare.knowledge import knowledge_version
+from ketacare.knowledge.catalog import load_catalog
 from ketacare.knowledge.eligibility_defs import (
     Condition,
     StandardTreatment,
     load_contraindications,
     load_eligibility,
 )
+from ketacare.knowledge.protocol_defs import load_protocols
 
 __all__ = [
     "BloodPressure",
@@ -49,6 +53,7 @@ __all__ = [
     "Reason",
     "RelaxationError",
     "Scores",
+    "StoppedMedicationEntry",
     "TreatmentResponse",
     "age_on",
     "assess",
@@ -56,6 +61,7 @@ __all__ = [
     "check_relaxation",
     "describe_validation_error",
     "intake_json_schema",
+    "plannable_protocol",
     "standard_treatment",
 ]
 
@@ -129,6 +135,15 @@ class PriorTreatment(_Strict):
     side_effects: list[str] = Field(default_factory=list, description="Side effects, free text")
 
 
+class StoppedMedicationEntry(_Strict):
+    """A medicine the candidate stopped recently (an MAO inhibitor within 14 days still counts)."""
+
+    name: str = Field(min_length=1, max_length=200, description="Drug name (ingredient or brand)")
+    stop_date: date | None = Field(
+        None, description="YYYY-MM-DD; null when not known (screened as still in its washout)"
+    )
+
+
 class BloodPressure(_Strict):
     """Screening blood pressure at rest, mmHg."""
 
@@ -169,6 +184,18 @@ class Scores(_Strict):
         return _check_answers(info.field_name, value)
 
 
+def plannable_protocol(value: str | None) -> str | None:
+    """``value`` when it names a plannable protocol (None stays None); else ValueError."""
+    if value is None:
+        return None
+    protocols = load_protocols()
+    protocol = protocols.get(value)
+    if protocol is None or not protocol.plannable:
+        plannable = ", ".join(p.id for p in protocols.values() if p.plannable)
+        raise ValueError(f"unknown or not plannable protocol {value!r}; plannable: {plannable}")
+    return value
+
+
 class Intake(_Strict):
     """What the clinic knows about a candidate at intake (the intake file)."""
 
@@ -193,7 +220,27 @@ class Intake(_Strict):
     medications: list[str] = Field(
         default_factory=list, description="Current medications, one name (and dose) per entry"
     )
+    stopped_medications: list[StoppedMedicationEntry] = Field(
+        default_factory=list,
+        description="Medicines stopped recently, with the stop date; those whose class has a "
+        "washout (MAO inhibitors: 14 days) are still screened for interactions",
+    )
+    planned_protocol: str | None = Field(
+        None,
+        description="Protocol id the candidate would be treated with (e.g. iv-ketamine, "
+        "intranasal-esketamine); the interaction screen uses its agent and route",
+    )
     scores: Scores | None = None
+
+    @field_validator("planned_protocol")
+    @classmethod
+    def _plannable(cls, value: str | None) -> str | None:
+        return plannable_protocol(value)
+
+    def has_medicines(self) -> bool:
+        """Anything for the interaction screen: a current or a stopped medicine."""
+        names = [*self.medications, *(m.name for m in self.stopped_medications)]
+        return any(name.strip() for name in names)
 
     @field_validator("history", mode="before")
     @classmethod
@@ -560,6 +607,30 @@ def _field(finding: object, name: str) -> Any:
     return getattr(finding, name, None)
 
 
+def _medicine_list(intake: Intake) -> str:
+    names = [m.strip() for m in intake.medications if m.strip()]
+    for entry in intake.stopped_medications:
+        when = entry.stop_date.isoformat() if entry.stop_date else "date not recorded"
+        names.append(f"{entry.name.strip()} (stopped {when})")
+    return "; ".join(names)
+
+
+def _assess_not_screened(medicines: str, reason: str, out: _Reasons) -> None:
+    texts = load_catalog().screen_texts
+    reason = reason.strip()
+    if not reason.endswith("."):
+        reason += "."
+    text = texts.not_screened.format(reason=reason, medicines=medicines)
+    out.add_raw(
+        Reason(
+            "interactions_not_screened",
+            "caution",
+            " ".join(text.split()),
+            tuple(texts.not_screened_sources),
+        )
+    )
+
+
 def _assess_interactions(findings: Sequence[object], out: _Reasons) -> None:
     for finding in findings:
         rule_id = _field(finding, "rule_id")
@@ -572,11 +643,16 @@ def _assess_interactions(findings: Sequence[object], out: _Reasons) -> None:
             "major": "interaction_major",
         }.get(severity, "interaction_other")
         template = out.templates[key]
+        # A stopped medicine still in its washout says so, with the dates.
+        washout = " ".join(str(w).strip() for w in (_field(finding, "washout") or ()))
+        effect = " ".join(
+            part for part in (str(_field(finding, "effect") or "").strip(), washout) if part
+        )
         text = template.text.format(
             rule_id=rule_id,
             severity=severity or "unrated",
             ingredient=_field(finding, "ingredient") or "unknown drug",
-            effect=str(_field(finding, "effect") or "").strip(),
+            effect=effect,
         )
         sources = tuple(str(s) for s in (_field(finding, "sources") or ()))
         out.add_raw(
@@ -597,10 +673,17 @@ def assess(
     intake: Intake,
     *,
     as_of: date | None = None,
-    interaction_findings: Sequence[InteractionFinding | Mapping[str, Any]] = (),
+    interaction_findings: Sequence[InteractionFinding | Mapping[str, Any]] | None = None,
+    interaction_screen_error: str | None = None,
+    interaction_unscreened: Sequence[str] = (),
     settings: EligibilitySettings | None = None,
 ) -> Decision:
-    """Decide eligibility for the programme, with every reason and its sources."""
+    """Decide eligibility for the programme, with every reason and its sources.
+
+    ``interaction_findings``: the screen of the intake's medicines (an empty list when the
+    screen ran and found nothing). None, or an ``interaction_screen_error`` (why the screen did
+    not run), means not screened: with medicines on the intake that is a caution, and so are
+    ``interaction_unscreened`` entries (not recognised, or recognised but never reviewed)."""
     settings = settings or EligibilitySettings.defaults()
     out = _Reasons(settings)
 
@@ -622,7 +705,16 @@ def assess(
     _assess_history(intake, settings, out)
     _assess_vitals(intake, settings, out)
     _assess_scores(intake, settings, out)
-    _assess_interactions(interaction_findings, out)
+    if interaction_findings is None or interaction_screen_error is not None:
+        if intake.has_medicines():
+            reason = interaction_screen_error or "the interaction screen did not run."
+            _assess_not_screened(_medicine_list(intake), reason, out)
+    else:
+        _assess_interactions(interaction_findings, out)
+        unscreened = [name.strip() for name in interaction_unscreened if name.strip()]
+        if unscreened:
+            reason = "these entries were not recognised, or are not in the reviewed table."
+            _assess_not_screened("; ".join(unscreened), reason, out)
     out.add("off_label")
 
     reasons = tuple(sorted(out.items, key=lambda r: SEVERITY_ORDER[r.severity]))

@@ -2,8 +2,9 @@
 
 ``load_catalog()`` parses ``references.yaml``, ``drug_classes.yaml``, ``drugs.yaml`` and
 ``interactions.yaml`` once (cached) and refuses to load when anything is inconsistent: an unknown
-source id, class or ingredient, a class cycle, a rule aimed at an empty class, or one name that
-would resolve to two different things. A wrong table must never reach a clinician.
+source id, class or ingredient, a class cycle, a rule aimed at an empty class, a rule superseded
+by one that can never fire on its ingredients, or one name that would resolve to two different
+things. A wrong table must never reach a clinician.
 """
 
 from __future__ import annotations
@@ -82,6 +83,16 @@ class DrugClass(_Strict):
     name: NonEmpty
     parents: tuple[Slug, ...] = ()
     description: str | None = None
+    # A medicine of the class stopped fewer than this many days ago is still screened.
+    washout_days: int | None = Field(None, ge=1, le=90)
+    washout_sources: tuple[Slug, ...] = ()
+    washout_note: str | None = None
+
+    @model_validator(mode="after")
+    def _washout_cited(self) -> DrugClass:
+        if (self.washout_days is None) != (not self.washout_sources):
+            raise ValueError("washout_days and washout_sources go together")
+        return self
 
 
 Brands = dict[NonEmpty, Annotated[tuple[Market, ...], Field(min_length=1)]]
@@ -155,6 +166,7 @@ class Rule(_Strict):
     evidence: Evidence
     conflict: str | None = None
     note: str | None = None
+    superseded_by: tuple[Slug, ...] = ()
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Rule:
@@ -169,6 +181,30 @@ class Rule(_Strict):
 
     def severity_for(self, route: str) -> Severity:
         return self.route_severity.get(route, self.severity)  # type: ignore[call-overload]
+
+
+class ScreenTexts(_Strict):
+    """Texts of the screen itself (``screening`` in interactions.yaml)."""
+
+    not_screened: NonEmpty
+    not_screened_sources: tuple[Slug, ...] = Field(min_length=1)
+    washout: NonEmpty
+    washout_unknown_stop: NonEmpty
+
+    _FIELDS = {
+        "not_screened": ("reason", "medicines"),
+        "washout": ("input", "ingredient", "stop_date", "days", "until", "class_name"),
+        "washout_unknown_stop": ("input", "ingredient", "days", "class_name"),
+    }
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> ScreenTexts:
+        for name, fields in self._FIELDS.items():
+            try:
+                getattr(self, name).format(**dict.fromkeys(fields, "x"))
+            except (KeyError, IndexError) as exc:
+                raise ValueError(f"{name}: unknown placeholder {exc}") from None
+        return self
 
 
 # --- Name normalisation (shared with clinical/drugs.py so index keys and queries agree) ---------
@@ -208,11 +244,14 @@ class Catalog:
     products: Mapping[str, Product]
     rules: tuple[Rule, ...]
     version: str
+    screen_texts: ScreenTexts
     # Derived at load:
     class_ancestors: Mapping[str, frozenset[str]] = field(repr=False)
     ingredient_classes: Mapping[str, frozenset[str]] = field(repr=False)
     class_members: Mapping[str, frozenset[str]] = field(repr=False)
     aliases: Mapping[str, AliasTarget] = field(repr=False)
+    # ingredient -> (washout days, the class that sets it), for classes with a washout.
+    ingredient_washout: Mapping[str, tuple[int, str]] = field(repr=False)
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -373,6 +412,11 @@ def build_catalog(
     )
     for name in set(ingredients) & set(products):
         problems.append(f"{name!r} is both an ingredient and a product")
+    screen_texts: ScreenTexts | None = None
+    try:
+        screen_texts = ScreenTexts.model_validate((rules_raw or {}).get("screening"))
+    except ValueError as exc:
+        problems.append(f"screening: {exc}")
 
     ancestors = _ancestors(classes, problems)
     ingredient_classes: dict[str, frozenset[str]] = {}
@@ -391,6 +435,14 @@ def build_catalog(
         for part in product.ingredients:
             if part not in ingredients:
                 problems.append(f"product {product.name}: unknown ingredient {part}")
+    washout = _washouts(classes, ingredient_classes)
+    cited = [(f"class {c.id}", c.washout_sources) for c in classes.values()]
+    if screen_texts is not None:
+        cited.append(("screening", screen_texts.not_screened_sources))
+    for where, sources in cited:
+        for source in sources:
+            if source not in references:
+                problems.append(f"{where}: source {source} not in references.yaml")
 
     for rule in rules_by_id.values():
         targets = [("applies_to", rule.applies_to)]
@@ -411,6 +463,7 @@ def build_catalog(
         for route in rule.route_severity:
             if rule.routes is not None and route not in rule.routes:
                 problems.append(f"rule {rule.id}: route_severity for excluded route {route}")
+        _check_superseded(rule, rules_by_id, members, problems)
 
     aliases = _build_aliases(ingredients, products, problems)
     abbreviations: dict[str, str] = {}
@@ -429,6 +482,7 @@ def build_catalog(
 
     if problems:
         raise CatalogError("knowledge base is inconsistent:\n  " + "\n  ".join(problems))
+    assert screen_texts is not None
     return Catalog(
         references=references,
         classes=classes,
@@ -436,11 +490,54 @@ def build_catalog(
         products=products,
         rules=tuple(rules_by_id.values()),
         version=version,
+        screen_texts=screen_texts,
         class_ancestors=ancestors,
         ingredient_classes=ingredient_classes,
         class_members={k: frozenset(v) for k, v in members.items()},
         aliases=aliases,
+        ingredient_washout=washout,
     )
+
+
+def _washouts(
+    classes: Mapping[str, DrugClass], ingredient_classes: Mapping[str, frozenset[str]]
+) -> dict[str, tuple[int, str]]:
+    """The longest washout among an ingredient's classes (ancestors included)."""
+    out: dict[str, tuple[int, str]] = {}
+    for ingredient, class_ids in ingredient_classes.items():
+        timed = [
+            (days, class_id)
+            for class_id in sorted(class_ids)
+            if class_id in classes and (days := classes[class_id].washout_days) is not None
+        ]
+        if timed:
+            out[ingredient] = max(timed, key=lambda item: item[0])
+    return out
+
+
+def _members_of(target: Target, members: Mapping[str, set[str]]) -> set[str]:
+    found = set(target.ingredients)
+    for class_id in target.classes:
+        found |= members.get(class_id, set())
+    return found
+
+
+def _check_superseded(
+    rule: Rule, rules: Mapping[str, Rule], members: Mapping[str, set[str]], problems: list[str]
+) -> None:
+    """A rule may only be superseded by a co-medication rule for the same agents that can fire on
+    at least one of its ingredients: otherwise the "supersedes" promise is empty."""
+    own = _members_of(rule.applies_to, members)
+    for other_id in rule.superseded_by:
+        other = rules.get(other_id)
+        if other is None:
+            problems.append(f"rule {rule.id}: superseded_by unknown rule {other_id}")
+        elif other.kind != "co_medication":
+            problems.append(f"rule {rule.id}: superseded_by {other_id} is not a co_medication rule")
+        elif not set(rule.agents) <= set(other.agents):
+            problems.append(f"rule {rule.id}: superseded_by {other_id} misses some of its agents")
+        elif not own & _members_of(other.applies_to, members):
+            problems.append(f"rule {rule.id}: superseded_by {other_id} never fires on its drugs")
 
 
 @cache

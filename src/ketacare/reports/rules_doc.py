@@ -60,7 +60,7 @@ def _rule_section(catalog: Catalog, rule: Rule) -> list[str]:
     if rule.kind == "co_medication":
         lines.append(
             "- Kind: co-medication check (fires only when both sides are on the list, "
-            "independent of ketamine)"
+            "whatever the route)"
         )
     applies = rule.applies_to
     lines.append(f"- Applies to: {_target(catalog, applies.ingredients, applies.classes)}")
@@ -68,6 +68,9 @@ def _rule_section(catalog: Catalog, rule: Rule) -> list[str]:
         also = rule.requires_also
         lines.append(f"- Together with: {_target(catalog, also.ingredients, also.classes)}")
     lines.append(f"- Severity: {_severity(rule)}")
+    if rule.superseded_by:
+        replaced_by = _join(f"`{r}`" for r in rule.superseded_by)
+        lines.append(f"- Not shown when {replaced_by} fires for the same drug (it replaces this)")
     lines.append(f"- Mechanism: {rule.mechanism.describe()}")
     lines.append(f"- Effect: {rule.effect}")
     lines.append(f"- Management: {rule.management}")
@@ -103,10 +106,19 @@ def render_rules_markdown(catalog: Catalog) -> str:
         "",
         "This document lists every rule the interaction screen applies, the drugs it knows and",
         "the sources behind each statement. The screen checks interactions with ketamine",
-        "(Ketalar and generics, any route) and esketamine (Spravato), plus a few co-medication",
-        "contraindications of ADHD medicines. It is **not** a general drug-drug interaction",
-        "checker: combinations that do not involve ketamine (for example an SSRI with an MAOI)",
-        "are outside its scope.",
+        "(Ketalar and generics, any route) and esketamine (Spravato), plus the co-medication",
+        "contraindications that matter before a dose: ADHD medicines, bupropion and serotonergic",
+        "antidepressants with MAO inhibitors, and several sedatives or opioids together. It is",
+        "**not** a general drug-drug interaction checker: other combinations that do not involve",
+        "ketamine are outside its scope.",
+        "",
+        "A medicine recorded as stopped is still screened while the washout of its class runs",
+        "(see the washout column of the drug classes); each of its findings says when it was",
+        "stopped and when the washout ends. A stopped medicine without a stop date is screened",
+        "as if the washout were still running. When the screen cannot run, the decision says",
+        "so (`interactions_not_screened`); it is never shown as no interactions:",
+        "",
+        f"> {' '.join(catalog.screen_texts.not_screened.split())}",
         "",
         "Severities are a proposed clinical classification for the alert engine, not cited",
         "ratings: **contraindicated** (do not co-administer) > **major** > **moderate** >",
@@ -144,15 +156,18 @@ def render_rules_markdown(catalog: Catalog) -> str:
     lines += [
         "## Drug classes",
         "",
-        "| Class | Name | Parents | Members |",
-        "|---|---|---|---|",
+        "| Class | Name | Parents | Washout after stopping | Members |",
+        "|---|---|---|---|---|",
     ]
     for class_id in sorted(catalog.classes):
         drug_class = catalog.classes[class_id]
         members = sorted(catalog.class_members.get(class_id, ()))
+        washout = "-"
+        if drug_class.washout_days is not None:
+            washout = f"{drug_class.washout_days} days ({_join(drug_class.washout_sources)})"
         lines.append(
             f"| `{class_id}` | {_cell(drug_class.name)} | {_join(drug_class.parents)} "
-            f"| {_cell(_join(members))} |"
+            f"| {_cell(washout)} | {_cell(_join(members))} |"
         )
     lines += [
         "",
@@ -188,9 +203,11 @@ def render_rules_markdown(catalog: Catalog) -> str:
         )
         lines.append(f"| {_cell(name)} | {_join(product.ingredients)} | {_cell(brands)} |")
 
-    cited = sorted({source for rule in catalog.rules for source in rule.sources})
+    cited = {source for rule in catalog.rules for source in rule.sources}
+    cited |= {s for c in catalog.classes.values() for s in c.washout_sources}
+    cited |= set(catalog.screen_texts.not_screened_sources)
     lines += ["", "## References cited by the rules", ""]
-    for source in cited:
+    for source in sorted(cited):
         lines.append(f"- `{source}`: {_citation(catalog.references[source])}")
         note = catalog.references[source].note
         if note:

@@ -24,13 +24,14 @@ def screen_list(principal: CurrentPrincipal, body: uc.ScreenRequest) -> Response
     "/patients/{patient_id}/interaction-screens",
     response_model=uc.ScreenOut,
     status_code=status.HTTP_201_CREATED,
-    summary="Screen the patient's current medicines; stored with the knowledge version",
+    summary="Screen the patient's current medicines (default: the agent and route of the planned "
+    "protocol); stored with the knowledge version",
 )
 def screen_patient(
     db: DbSession,
     principal: CurrentPrincipal,
     patient_id: int,
-    agent: uc.Agent = "ketamine",
+    agent: uc.Agent | None = None,
     route: uc.Route | None = None,
 ) -> uc.ScreenOut:
     return uc.screen_patient(db, principal.actor, patient_id, agent=agent, route=route)

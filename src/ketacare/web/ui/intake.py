@@ -17,6 +17,7 @@ from ketacare.app.permissions import Permission, require
 from ketacare.clinical.eligibility import HistoryCode, TreatmentResponse
 from ketacare.clinical.instruments import instrument
 from ketacare.knowledge.eligibility_defs import load_contraindications
+from ketacare.knowledge.protocol_defs import load_protocols
 from ketacare.web.auth import CurrentPrincipal, DbSession
 from ketacare.web.ui.render import render
 
@@ -81,6 +82,7 @@ def _intake_from_form(form: FormData) -> dict[str, Any]:
             {"systolic": systolic, "diastolic": diastolic} if systolic or diastolic else None
         ),
         "heart_rate": text("heart_rate"),
+        "planned_protocol": text("planned_protocol"),
         "notes": text("notes"),
     }
 
@@ -94,6 +96,7 @@ def _form_values(intake: uc.IntakeForm | None) -> dict[str, Any]:
         "diagnosis_when": intake.diagnosis_when,
         "history": [h.value for h in intake.history],
         "heart_rate": intake.heart_rate,
+        "planned_protocol": intake.planned_protocol,
         "notes": intake.notes,
     }
     if intake.blood_pressure:
@@ -131,6 +134,7 @@ def _render_intake(
         history_groups=_history_groups(),
         responses=list(TreatmentResponse),
         rows=range(TREATMENT_ROWS),
+        protocols=[p for p in load_protocols().values() if p.plannable],
     )
 
 
