@@ -755,6 +755,14 @@ def _evaluate(
     if cid == "heart_rate":
         if i.heart_rate is None:
             return "unknown", "No heart-rate reading since dosing ended."
+        # A rate in an alert band never passes, however close to a slow or fast baseline.
+        found = alerts(VitalSigns(heart_rate=i.heart_rate), None, s)
+        if found:
+            phrases = "; ".join(_band_phrase(a) for a in found)
+            return "not_met", (
+                f"Heart rate {_g(i.heart_rate)}/min is in an alert band: {phrases}. Keep "
+                "monitoring and act on the alert."
+            )
         if i.baseline_heart_rate is None:
             return "unknown", "Baseline heart rate not recorded."
         band = s.discharge_heart_rate_band_percent
@@ -965,11 +973,11 @@ def _bp_reassessment(i: DischargeInputs, _s: MonitoringSettings, p: ProtocolDef)
     due = p.monitoring.bp_reassessment_minutes.value
     window = p.monitoring.bp_reassessment_window_minutes.value
     start, end = due - window, due + window
-    span = f"{start}-{end} min after the dose started (due at about {due} min)"
+    span = f"{start}-{end} min after the dose started, due at about {due} min"
     inside = [r for r in i.bp_readings if start <= r.minutes_after_start <= end]
     if inside:
         closest = min(inside, key=lambda r: abs(r.minutes_after_start - due))
-        return "met", f"Blood pressure {closest.text()} read {_when(closest)} ({span})."
+        return "met", f"Blood pressure {closest.text()} read {_when(closest)} (window {span})."
     if i.minutes_since_start is not None and i.minutes_since_start > end:
         return "not_met", (
             f"No blood-pressure reading {span}: the reassessment was missed. Keep monitoring; "
