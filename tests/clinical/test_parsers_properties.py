@@ -216,6 +216,18 @@ _good_values: dict[str, st.SearchStrategy[Any]] = {
     "medications": st.lists(
         st.sampled_from(["sertraline 50 mg", "Adderall XR", "tea"]), max_size=3
     ),
+    "stopped_medications": st.lists(
+        st.fixed_dictionaries(
+            {"name": st.sampled_from(["Nardil", "phenelzine 15 mg", "tea"])},
+            optional={
+                "stop_date": st.one_of(
+                    st.none(), st.dates(date(2025, 1, 1), date(2026, 1, 1)).map(date.isoformat)
+                )
+            },
+        ),
+        max_size=2,
+    ),
+    "planned_protocol": st.sampled_from(["iv-ketamine", "intranasal-esketamine", "oral-ketamine"]),
     "scores": st.fixed_dictionaries(
         {},
         optional={
