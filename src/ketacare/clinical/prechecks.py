@@ -198,7 +198,11 @@ def _interactions(check: PrecheckDef, summary: InteractionSummary | None) -> Che
     named = _label_named(check, summary.findings)
     if summary.highest_severity is not None:
         bands.append(check.severity_bands[summary.highest_severity])  # type: ignore[index]
-        parts.append(f"Highest interaction severity: {summary.highest_severity}.")
+        # Each finding by its medicine and rule, not a bare severity: the nurse checks them.
+        found = "; ".join(
+            f"{f.ingredient}: {f.title or f.rule_id} ({f.severity})" for f in summary.findings
+        )
+        parts.append(f"Highest interaction severity: {summary.highest_severity} ({found}).")
     else:
         parts.append("No known interaction with the recorded medicines.")
     contraindicated = [f for f in summary.findings if f.severity == "contraindicated"]
@@ -212,8 +216,7 @@ def _interactions(check: PrecheckDef, summary: InteractionSummary | None) -> Che
         bands.append(check.label_named_band)
         needs = ("monitoring_plan",)
         listed = "; ".join(
-            f"{f.ingredient} ({g.label}, {f.rule_id}): {' '.join(g.monitoring.split())}"
-            for f, g in named
+            f"{f.ingredient} ({g.label}): {' '.join(g.monitoring.split())}" for f, g in named
         )
         parts.append(
             f"Named in the Spravato label (section 7): {listed} Acknowledge, and write down the "
