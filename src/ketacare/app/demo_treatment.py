@@ -15,6 +15,7 @@ import random
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -231,6 +232,11 @@ def _start(
     return {"weight": weight, "baseline": baseline}
 
 
+def _clinic_day(p: _Patient, at: datetime) -> date:
+    """The clinic's calendar day of a moment (orders date weights in the clinic's zone)."""
+    return at.astimezone(ZoneInfo(p.settings.timezone)).date()
+
+
 def _order(
     db: Session,
     p: _Patient,
@@ -246,8 +252,8 @@ def _order(
         mg_per_kg,
         DOSE_MINUTES,
         bag_volume_ml=100,
-        weight_measured_on=at.date(),
-        today=at.date(),
+        weight_measured_on=_clinic_day(p, at),
+        today=_clinic_day(p, at),
         previous_mg_per_kg=p.previous,
         settings=p.settings.dosing(PROTOCOL),
     )
@@ -263,9 +269,9 @@ def _order(
             "minutes": DOSE_MINUTES,
             "bag_volume_ml": 100,
             "weight_kg": weight,
-            "weight_measured_on": at.date().isoformat(),
+            "weight_measured_on": _clinic_day(p, at).isoformat(),
             "previous_mg_per_kg": p.previous,
-            "today": at.date().isoformat(),
+            "today": _clinic_day(p, at).isoformat(),
         },
         output=output,
         knowledge_version=order.knowledge_version,
@@ -747,8 +753,8 @@ def _booked_too_soon(
         0.5,
         DOSE_MINUTES,
         bag_volume_ml=100,
-        weight_measured_on=ordered_at.date(),
-        today=ordered_at.date(),
+        weight_measured_on=_clinic_day(p, ordered_at),
+        today=_clinic_day(p, ordered_at),
         previous_mg_per_kg=p.previous,
         settings=p.settings.dosing(PROTOCOL),
     )
@@ -765,9 +771,10 @@ def _booked_too_soon(
                 "minutes": DOSE_MINUTES,
                 "bag_volume_ml": 100,
                 "weight_kg": weight,
+                "weight_measured_on": _clinic_day(p, ordered_at).isoformat(),
                 "previous_mg_per_kg": p.previous,
                 "previous_dose_at": dosed.dose_started_at.isoformat(),
-                "today": ordered_at.date().isoformat(),
+                "today": _clinic_day(p, ordered_at).isoformat(),
             },
             output=output,
             knowledge_version=order.knowledge_version,
