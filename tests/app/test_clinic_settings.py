@@ -234,3 +234,24 @@ def test_the_hypotension_and_critical_heart_rate_limits_are_clinic_settings(
     defaults = get_clinic_settings(db, world_a.actor(Role.NURSE)).effective_monitoring
     assert defaults["alert_systolic_critical_below"] == 80  # the cited default still
     assert defaults["discharge_systolic_at_least"] == 95
+
+
+def test_overrides_stored_before_a_new_setting_fall_back_to_the_defaults_and_say_so(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    # A high heart-rate warning of 135 was valid before the critical tier (130) existed.
+    from ketacare.clinical.monitoring import MonitoringSettings, alerts
+
+    world_a.clinic.settings = {"monitoring": {"alert_heart_rate_above": 135}}
+    db.commit()
+    effective = effective_settings(db, world_a.clinic.id)
+    assert effective.monitoring == MonitoringSettings.defaults()
+    assert effective.problem is not None
+    assert "cited defaults apply" in effective.problem
+    # Every decision still runs, with the cited thresholds: 120/min is a warning again.
+    assert [a.code for a in alerts({"heart_rate": 120}, None, effective.monitoring)] == [
+        "heart_rate_high"
+    ]
+    shown = get_clinic_settings(db, world_a.actor(Role.ADMIN))
+    assert shown.problem == effective.problem
+    assert shown.monitoring == {"alert_heart_rate_above": 135}  # kept for the admin to correct

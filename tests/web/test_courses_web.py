@@ -483,3 +483,15 @@ def test_staff_read_the_settings_and_cannot_save_them(
     assert 'href="/admin/settings"' not in page.text.split("<main", 1)[0]
     refused = client.post("/admin/settings", data={**_settings_form(), "csrf_token": csrf})
     assert refused.status_code == 403
+
+
+def test_the_settings_page_shows_overrides_that_no_longer_fit(
+    client: TestClient, db: Session, world_a: ClinicWorld
+) -> None:
+    world_a.clinic.settings = {"monitoring": {"alert_heart_rate_above": 135}}
+    db.commit()
+    ui_login(client, "a-admin")
+    page = client.get("/admin/settings")
+    assert page.status_code == 200
+    assert 'id="settings-problem"' in page.text
+    assert "cited defaults apply until an administrator corrects them" in page.text

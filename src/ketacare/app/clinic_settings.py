@@ -5,6 +5,8 @@ Decisions use the effective values and store them."""
 from __future__ import annotations
 
 import json
+import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date, time
 from functools import lru_cache
@@ -35,6 +37,8 @@ from ketacare.clinical.eligibility import (
 )
 from ketacare.clinical.monitoring import MonitoringSettings
 from ketacare.store.models import Clinic
+
+log = logging.getLogger(__name__)
 
 
 def _local(value: time) -> time:
@@ -120,6 +124,11 @@ class ClinicSettingsIn(BaseModel):
 class ClinicSettingsOut(ClinicSettingsIn):
     version: int
     effective_monitoring: dict[str, Any]
+    problem: str | None = Field(
+        None,
+        description="Why the clinic's stored overrides are not in force (the cited defaults "
+        "apply until an administrator corrects them)",
+    )
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,9 @@ class EffectiveSettings:
     require_second_check: bool = False
     version: int = 1
     eligibility: EligibilitySettings = field(default_factory=EligibilitySettings.defaults)
+    # Set when the stored monitoring overrides no longer fit together with this version's
+    # settings (e.g. a new critical tier below a stored warning): the cited defaults apply.
+    problem: str | None = None
 
     def dosing(self, protocol_id: str) -> DosingSettings:
         defaults = DosingSettings.defaults(protocol_id)
@@ -165,10 +177,23 @@ def settings_from(timezone: str, raw: dict[str, Any] | None, version: int) -> Ef
 def _settings_cached(timezone: str, raw_json: str, version: int) -> EffectiveSettings:
     data = ClinicSettingsIn.model_validate_json(raw_json)
     monitoring = MonitoringSettings.defaults()
+    problem = None
     if data.monitoring:
-        monitoring = MonitoringSettings.model_validate(
-            {**monitoring.template_values(), **data.monitoring}
-        )
+        try:
+            monitoring = MonitoringSettings.model_validate(
+                {**monitoring.template_values(), **data.monitoring}
+            )
+        except ValidationError as exc:
+            # Stored under an earlier version whose settings were fewer: never a crash on every
+            # page, never half the clinic's values. The cited defaults apply, and it is shown.
+            reasons = "; ".join(
+                re.sub(r"^Value error, ", "", e["msg"]) for e in exc.errors(include_url=False)
+            )
+            problem = (
+                f"The clinic's monitoring overrides no longer fit this version's settings "
+                f"({reasons}). The cited defaults apply until an administrator corrects them."
+            )
+            log.warning("clinic settings version %s: %s", version, problem)
     return EffectiveSettings(
         calendar=data.calendar,
         timezone=timezone,
@@ -177,6 +202,7 @@ def _settings_cached(timezone: str, raw_json: str, version: int) -> EffectiveSet
         require_second_check=data.require_second_check,
         version=version,
         eligibility=_eligibility(data.eligibility_relaxations),
+        problem=problem,
     )
 
 
@@ -274,6 +300,7 @@ def get_clinic_settings(db: Session, actor: Actor) -> ClinicSettingsOut:
             **data.model_dump(),
             version=clinic.settings_version,
             effective_monitoring=effective.monitoring.template_values(),
+            problem=effective.problem,
         )
 
 
