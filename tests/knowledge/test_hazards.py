@@ -112,7 +112,7 @@ def test_the_inventory_holds_each_kind_of_safety_rule_and_nothing_else() -> None
         "alert:spo2_critical",
         "gate:bp:refuse",
         "gate:bp:caution",
-        "discharge:blood_pressure",
+        "discharge:bp_no_alert_band",
         "precheck:escort",
         "exclusion:ketamine_hypersensitivity",
         "eligibility:bp_refuse",
@@ -127,14 +127,14 @@ def test_the_inventory_holds_each_kind_of_safety_rule_and_nothing_else() -> None
         "exclusion:glaucoma",  # a caution
         "eligibility:bp_hold",  # a caution
         "interaction:ketamine-ssri",  # minor
-        "interaction:ketamine-benzodiazepines",  # moderate
+        "interaction:ketamine-psychostimulants",  # moderate
     ):
         assert absent not in inventory, absent
 
 
 def test_a_rule_added_to_the_knowledge_joins_the_inventory_by_itself() -> None:
     monitoring = load_monitoring()
-    extra_alert = monitoring.alerts[0].model_copy(update={"code": "systolic_low"})
+    extra_alert = monitoring.alerts[0].model_copy(update={"code": "diastolic_low"})
     monitoring = monitoring.model_copy(update={"alerts": (*monitoring.alerts, extra_alert)})
     contraindications = load_contraindications()
     glaucoma = next(c for c in contraindications.conditions if c.code == "glaucoma")
@@ -162,7 +162,7 @@ def test_a_rule_added_to_the_knowledge_joins_the_inventory_by_itself() -> None:
     )
     new = set(inventory) - set(rule_inventory())
     assert new == {
-        "alert:systolic_low",
+        "alert:diastolic_low",
         "exclusion:angle_closure",
         "interaction:oral-only-major",  # major on one route is enough
         "dosing:interval_too_short",
