@@ -32,6 +32,7 @@ from ketacare.store.models import (
     VitalSample,
 )
 from ketacare.store.types import utcnow
+from tests.conftest import ready_for_dosing
 
 P = Permission
 
@@ -125,6 +126,7 @@ def _session(status: str) -> Callable[[Session, Target], dict[str, Any]]:
     def make(db: Session, t: Target) -> dict[str, Any]:
         patient = db.get(Patient, t.patient_id)
         assert patient is not None
+        ready_for_dosing(db, patient)
         row = TreatmentSession(
             clinic_id=patient.clinic_id,
             patient_id=patient.id,
@@ -199,19 +201,22 @@ def _ready_to_sign(db: Session, t: Target) -> dict[str, Any]:
     session = db.get(TreatmentSession, sid)
     patient = db.get(Patient, t.patient_id)
     assert session is not None and patient is not None
-    db.add(
-        VitalSample(
-            clinic_id=session.clinic_id,
-            session_id=sid,
-            measured_at=now - timedelta(minutes=30),
-            systolic=122,
-            diastolic=79,
-            heart_rate=72,
-            spo2=98,
-            respiratory_rate=14,
-            source="manual",
+    # The reading at about 40 minutes after the dose started, then one back at the pre-dose
+    # 120/80 before discharge.
+    for minutes_ago, systolic, diastolic in ((140, 132, 84), (30, 118, 78)):
+        db.add(
+            VitalSample(
+                clinic_id=session.clinic_id,
+                session_id=sid,
+                measured_at=now - timedelta(minutes=minutes_ago),
+                systolic=systolic,
+                diastolic=diastolic,
+                heart_rate=72,
+                spo2=98,
+                respiratory_rate=14,
+                source="manual",
+            )
         )
-    )
     for instrument, answers in (("moaas", [5]), ("cadss", [0] * 23)):
         _store(db, patient, instrument, answers, source="staff", at=now, recorded_by=None)
         db.flush()
