@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import bindparam, func, or_, select
@@ -21,6 +22,7 @@ from ketacare.app.patients import Stage, _scoped_patient
 from ketacare.app.permissions import Actor, Permission, require
 from ketacare.clinical.eligibility import (
     BloodPressure,
+    EligibilitySettings,
     HistoryCode,
     Intake,
     PriorTreatment,
@@ -28,6 +30,7 @@ from ketacare.clinical.eligibility import (
     plannable_protocol,
 )
 from ketacare.clinical.interactions import StoppedMedication, max_washout_days, screen
+from ketacare.clinical.prechecks import ProgrammeStatus
 from ketacare.knowledge import load_yaml
 from ketacare.store.models import (
     Assessment,
@@ -196,6 +199,12 @@ _CONSENTS = (
     .where(ConsentRecord.patient_id == _PATIENT)
     .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
 )
+_LATEST_CONSENT_STATUS = (
+    select(ConsentRecord.status)
+    .where(ConsentRecord.patient_id == _PATIENT)
+    .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
+    .limit(1)
+)
 
 
 def latest_intake(db: Session, patient_id: int) -> IntakeRecord | None:
@@ -239,17 +248,21 @@ class Known:
     medications: list[str]
     stopped: list[StoppedMedication] = field(default_factory=list)
     today: date | None = None
+    # The clinic's eligibility settings in force (a default exclusion relaxed with a reason).
+    settings: EligibilitySettings | None = None
 
 
 def _known(db: Session, patient: Patient) -> Known:
     of_patient = {"patient_id": patient.id}
     weight = db.scalar(_LATEST_WEIGHT, of_patient)
     medications = list(db.scalars(_CURRENT_MEDICATIONS, of_patient))
-    today = clinic_today(db, patient)
+    settings = effective_settings(db, patient.clinic_id)  # the clinic, read once
+    today = utcnow().astimezone(ZoneInfo(settings.timezone)).date()
     since = today - timedelta(days=max_washout_days())
     rows = db.execute(_STOPPED_MEDICATIONS, {**of_patient, "since": since})
     stopped = [StoppedMedication(name, stop) for name, stop in rows]
-    return Known(latest_intake(db, patient.id), weight, medications, stopped, today)
+    intake = latest_intake(db, patient.id)
+    return Known(intake, weight, medications, stopped, today, settings.eligibility)
 
 
 def _latest_scores(db: Session, patient_id: int) -> dict[str, list[int]]:
@@ -328,7 +341,7 @@ def _evaluate(
         interaction_unscreened=unscreened,
         # The clinic's settings in force (e.g. a default exclusion relaxed with a reason); the
         # decision stores them.
-        settings=effective_settings(db, patient.clinic_id).eligibility,
+        settings=known.settings or effective_settings(db, patient.clinic_id).eligibility,
     )
     inputs = {
         "intake": doc,
@@ -348,6 +361,14 @@ def _evaluate(
 
 def _latest_review(db: Session, patient_id: int) -> EligibilityReview | None:
     return db.scalar(_LATEST_REVIEW, {"patient_id": patient_id})
+
+
+def programme_status(db: Session, patient_id: int) -> ProgrammeStatus:
+    """The latest signed eligibility decision and consent status, as they stand now: planning a
+    course and every dose check them (a review amended or consent withdrawn since counts)."""
+    review = _latest_review(db, patient_id)
+    consent = db.scalar(_LATEST_CONSENT_STATUS, {"patient_id": patient_id})
+    return ProgrammeStatus(review.final_decision if review else None, consent)
 
 
 def _view(db: Session, patient: Patient, known: Known | None = None) -> EligibilityView:
