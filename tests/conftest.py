@@ -22,7 +22,14 @@ from ketacare.app.users import actor_for, create_api_token, hash_password
 from ketacare.config import Settings
 from ketacare.store import migrate
 from ketacare.store.db import make_engine, make_session_factory
-from ketacare.store.models import Base, Clinic, Patient, User
+from ketacare.store.models import (
+    Base,
+    Clinic,
+    ConsentRecord,
+    EligibilityReview,
+    Patient,
+    User,
+)
 from ketacare.web.main import create_app
 
 PG_URL = os.environ.get("KETACARE_TEST_POSTGRES_URL", "")
@@ -184,6 +191,33 @@ def bearer(db: Session, user: User) -> dict[str, str]:
     """Authorization header of a fresh API token for ``user``."""
     token = create_api_token(db, actor_for(user), "test").token
     return {"Authorization": f"Bearer {token}"}
+
+
+def ready_for_dosing(db: Session, patient: Patient) -> None:
+    """A signed eligible review and consent given: what every dose checks first."""
+    from ketacare.app.intake import consent_text, programme_status
+
+    if programme_status(db, patient.id).review is None:
+        db.add(
+            EligibilityReview(
+                clinic_id=patient.clinic_id,
+                patient_id=patient.id,
+                computed_decision="eligible",
+                final_decision="eligible",
+                inputs={},
+                output={},
+                knowledge_version="test",
+            )
+        )
+        db.add(
+            ConsentRecord(
+                clinic_id=patient.clinic_id,
+                patient_id=patient.id,
+                consent_version=consent_text()["version"],
+                status="given",
+            )
+        )
+        db.commit()
 
 
 def ui_login(client: TestClient, username: str, password: str = PASSWORD) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from tests.conftest import ClinicWorld
+from tests.conftest import ClinicWorld, ready_for_dosing
 
 from ketacare.app import intake as ik
 from ketacare.app import interactions as uc
@@ -232,6 +232,7 @@ def test_a_failing_screen_holds_the_pre_dose_check_as_not_screened(
     db: Session, world_a: ClinicWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     add(db, world_a, "ibuprofen 400 mg")
+    ready_for_dosing(db, world_a.patients[0])
     nurse = world_a.actor(Role.NURSE)
     session = ss.create_session(
         db, nurse, world_a.patients[0].id, ss.SessionCreate(scheduled_at=datetime.now(UTC))

@@ -9,12 +9,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from tests.conftest import ClinicWorld
+from tests.conftest import ClinicWorld, ready_for_dosing
 
 from ketacare.app import sessions as uc
 from ketacare.app.errors import Forbidden, InvalidInput, NotFound
 from ketacare.app.permissions import Role
-from ketacare.store.models import MedicationEntry, VitalSample
+from ketacare.store.models import (
+    ConsentRecord,
+    EligibilityReview,
+    MedicationEntry,
+    VitalSample,
+)
+from ketacare.store.types import utcnow
 
 NOW = datetime.now(UTC)
 
@@ -25,6 +31,7 @@ PASSING = {"fasting": "yes", "escort": "yes", "pregnancy": "not_pregnant"}
 
 def scheduled(db: Session, world: ClinicWorld) -> int:
     patient = world.patients[0]
+    ready_for_dosing(db, patient)
     if not patient_medicines(db, patient.id):
         # A medicine with no known interaction: the re-screen proceeds.
         db.add(
@@ -189,6 +196,7 @@ def test_a_plannable_protocol_is_required(db: Session, world_a: ClinicWorld) -> 
 
 def _with_medicines(db: Session, world: ClinicWorld, *names: str) -> int:
     patient = world.patients[0]
+    ready_for_dosing(db, patient)
     for name in names:
         db.add(
             MedicationEntry(clinic_id=patient.clinic_id, patient_id=patient.id, name_entered=name)
@@ -513,3 +521,101 @@ def test_the_demo_doses_no_patient_inside_the_interval_and_shows_the_refusal_and
         .risk_flags[0]
         .words.startswith("PHQ-9 question 9")
     )
+
+
+# --- a signed eligible review and consent, at every start ---------------------------------------
+
+
+def _without_programme(db: Session, world: ClinicWorld) -> int:
+    """A scheduled session of a patient with no review and no consent on record."""
+    patient = world.patients[1]
+    db.add(MedicationEntry(clinic_id=patient.clinic_id, patient_id=patient.id, name_entered="tea"))
+    db.commit()
+    return uc.create_session(
+        db, world.actor(Role.NURSE), patient.id, uc.SessionCreate(scheduled_at=NOW)
+    ).id
+
+
+@pytest.mark.parametrize(
+    ("review", "consent", "outcome", "words"),
+    [
+        (None, None, "no_review", "No signed eligibility review"),
+        ("ineligible", "given", "not_eligible", "says ineligible"),
+        ("needs_review", "given", "not_eligible", "says needs review"),
+        ("eligible", None, "no_consent", "No informed consent"),
+        ("eligible", "withdrawn", "consent_withdrawn", "Consent was withdrawn"),
+    ],
+)
+def test_a_dose_needs_a_signed_eligible_review_and_consent_at_the_start(
+    db: Session,
+    world_a: ClinicWorld,
+    review: str | None,
+    consent: str | None,
+    outcome: str,
+    words: str,
+) -> None:
+    sid = _without_programme(db, world_a)
+    patient = world_a.patients[1]
+    if review is not None:
+        db.add(
+            EligibilityReview(
+                clinic_id=patient.clinic_id,
+                patient_id=patient.id,
+                computed_decision=review,
+                final_decision=review,
+                inputs={},
+                output={},
+                knowledge_version="test",
+            )
+        )
+    if consent is not None:
+        db.add(
+            ConsentRecord(
+                clinic_id=patient.clinic_id,
+                patient_id=patient.id,
+                consent_version="test",
+                status=consent,
+            )
+        )
+    db.commit()
+    check = uc.PreCheck(
+        systolic=124,
+        diastolic=78,
+        **PASSING,  # type: ignore[arg-type]
+        acknowledge_caution=True,
+        override_reason="Prescriber reviewed the patient in person today",
+    )
+    # Not even a prescriber's override starts it.
+    with pytest.raises(InvalidInput) as err:
+        uc.start_session(db, world_a.actor(Role.PRESCRIBER), sid, check)
+    assert err.value.field == "programme"
+    assert words in err.value.message
+    detail = uc.get_session(db, world_a.actor(Role.NURSE), sid)
+    assert detail.status == "scheduled"
+    refused = [e for e in detail.events if e.kind == "start_refused"]
+    assert len(refused) == 1 and refused[0].detail is not None
+    assert refused[0].detail["code"] == "programme_not_ready"
+    programme = next(c for c in refused[0].detail["prechecks"]["checks"] if c["id"] == "programme")
+    assert programme["band"] == "refuse"
+
+
+def test_consent_withdrawn_after_the_course_was_planned_stops_the_next_dose(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    sid = scheduled(db, world_a)  # signed eligible, consent given
+    patient = world_a.patients[0]
+    db.add(
+        ConsentRecord(
+            clinic_id=patient.clinic_id,
+            patient_id=patient.id,
+            consent_version="test",
+            status="withdrawn",
+            recorded_at=utcnow() + timedelta(seconds=1),
+        )
+    )
+    db.commit()
+    check = uc.PreCheck(systolic=124, diastolic=78, **PASSING)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput) as err:
+        uc.start_session(db, world_a.actor(Role.NURSE), sid, check)
+    assert err.value.field == "programme"
+    assert "Consent was withdrawn" in err.value.message

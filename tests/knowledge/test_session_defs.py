@@ -30,6 +30,7 @@ def test_every_source_is_a_known_reference() -> None:
         "dose_interval",
         "risk_flags",
         "earlier_refusal",
+        "programme",
     }
 
 

@@ -25,11 +25,12 @@ from ketacare.store.models import (
 )
 from ketacare.store.types import utcnow
 from ketacare.web.ui import sessions as ui_sessions
-from tests.conftest import ClinicWorld, ui_login
+from tests.conftest import ClinicWorld, ready_for_dosing, ui_login
 
 
 def _scheduled(db: Session, world: ClinicWorld) -> int:
     patient = world.patients[0]
+    ready_for_dosing(db, patient)
     db.add(
         MedicationEntry(
             clinic_id=patient.clinic_id, patient_id=patient.id, name_entered="Vyvanse 50 mg"

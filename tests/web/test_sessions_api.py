@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from ketacare.app.permissions import Role
-from tests.conftest import ClinicWorld, bearer, ui_login
+from tests.conftest import ClinicWorld, bearer, ready_for_dosing, ui_login
 
 
 def test_a_device_batch_with_one_impossible_value_stores_the_rest(
@@ -14,6 +14,7 @@ def test_a_device_batch_with_one_impossible_value_stores_the_rest(
 ) -> None:
     headers = bearer(db, world_a.users[Role.NURSE])
     pid = world_a.patients[0].id
+    ready_for_dosing(db, world_a.patients[0])
     created = client.post(
         f"/api/v1/patients/{pid}/sessions",
         json={"scheduled_at": "2026-01-05T14:00:00Z"},

@@ -23,14 +23,13 @@ from sqlalchemy.orm.exc import StaleDataError
 from ketacare.app.audit import audited
 from ketacare.app.clinic_settings import EffectiveSettings, effective_settings
 from ketacare.app.errors import Conflict, InvalidInput, NotFound
-from ketacare.app.intake import _latest_review
+from ketacare.app.intake import programme_status
 from ketacare.app.patients import Stage, _scoped_patient
 from ketacare.app.permissions import Actor, Permission, require
 from ketacare.clinical import course as planner
 from ketacare.interop.ical import event_uid, plan_to_ics
 from ketacare.store.models import (
     Clinic,
-    ConsentRecord,
     Patient,
     TherapySession,
     TreatmentCourse,
@@ -161,8 +160,8 @@ def _invalid(exc: planner.CoursePlanError) -> InvalidInput:
 
 def _blockers(db: Session, patient: Patient) -> list[Blocker]:
     found: list[Blocker] = []
-    review = _latest_review(db, patient.id)
-    if review is None:
+    status = programme_status(db, patient.id)
+    if status.review is None:
         found.append(
             Blocker(
                 field="eligibility",
@@ -170,27 +169,21 @@ def _blockers(db: Session, patient: Patient) -> list[Blocker]:
                 "eligible before a course is planned.",
             )
         )
-    elif review.final_decision != "eligible":
+    elif status.review != "eligible":
         found.append(
             Blocker(
                 field="eligibility",
-                message=f"The latest signed eligibility review is {review.final_decision!r}: "
+                message=f"The latest signed eligibility review is {status.review!r}: "
                 "a course is planned only after a review signed as eligible.",
             )
         )
-    consent = db.scalar(
-        select(ConsentRecord.status)
-        .where(ConsentRecord.patient_id == patient.id)
-        .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
-        .limit(1)
-    )
-    if consent != "given":
+    if status.consent != "given":
         found.append(
             Blocker(
                 field="consent",
                 message=(
                     "Consent was withdrawn: record consent given again before planning."
-                    if consent == "withdrawn"
+                    if status.consent == "withdrawn"
                     else "No informed consent recorded: record consent given before planning."
                 ),
             )

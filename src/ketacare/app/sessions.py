@@ -23,6 +23,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from ketacare.app.audit import audited
 from ketacare.app.clinic_settings import effective_settings, settings_from
 from ketacare.app.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from ketacare.app.intake import programme_status
 from ketacare.app.interactions import screen_current
 from ketacare.app.paging import after_time_cursor, encode_time_cursor
 from ketacare.app.patients import _scoped_patient
@@ -508,6 +509,7 @@ def _start_session(db: Session, actor: Actor, session_id: int, check: PreCheck) 
             risk_flags=open_flags(db, row.clinic_id, [row.patient_id]).get(row.patient_id, ()),
             risk_decisions=session_decisions(db, row.id),
             refusals_today=refusals_today(db, row, tz),
+            programme=programme_status(db, row.patient_id),
             tz=tz,
         )
         band = worst(gate.band, checks.band)
@@ -611,6 +613,7 @@ REFUSE_CODES = {
     "dose_interval": "interval_too_short",
     "risk_flags": "risk_flags_open",
     "risk_flags/deferred": "risk_decision_deferred",
+    "programme": "programme_not_ready",
 }
 
 

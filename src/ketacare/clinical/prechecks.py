@@ -550,6 +550,65 @@ def _earlier(check: PrecheckDef, refusals: Sequence[EarlierRefusal], tz: str) ->
     )
 
 
+# --- signed eligibility and consent -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProgrammeStatus:
+    """The patient's latest signed eligibility decision and latest consent status (None: no
+    record), read at the moment of the dose."""
+
+    review: str | None
+    consent: str | None
+
+
+def _programme(check: PrecheckDef, status: ProgrammeStatus) -> CheckResult:
+    problems: list[tuple[str, str]] = []
+    if status.review is None:
+        problems.append(
+            ("no_review", "No signed eligibility review: a prescriber signs it as eligible first.")
+        )
+    elif status.review != "eligible":
+        decision = status.review.replace("_", " ")
+        problems.append(
+            (
+                "not_eligible",
+                f"The latest signed eligibility review says {decision}: no dose until a review "
+                "signed as eligible.",
+            )
+        )
+    if status.consent is None:
+        problems.append(("no_consent", "No informed consent recorded: record it before a dose."))
+    elif status.consent != "given":
+        problems.append(
+            (
+                "consent_withdrawn",
+                "Consent was withdrawn: no dose unless the patient gives consent again.",
+            )
+        )
+    if not problems:
+        return CheckResult(
+            check.id,
+            check.label,
+            None,
+            check.computed_bands["ok"],
+            "Signed as eligible; consent given.",
+            check.sources,
+            outcome="ok",
+        )
+    outcome = problems[0][0]
+    return CheckResult(
+        check.id,
+        check.label,
+        None,
+        check.computed_bands[outcome],
+        " ".join(text for _code, text in problems),
+        check.sources,
+        detail={"problems": [code for code, _text in problems]},
+        outcome=outcome,
+    )
+
+
 # --- all together ------------------------------------------------------------------------------
 
 
@@ -566,6 +625,7 @@ def assess_prechecks(
     risk_flags: Sequence[RiskFlag] | None = None,
     risk_decisions: Sequence[RiskDecisionBrief] = (),
     refusals_today: Sequence[EarlierRefusal] | None = None,
+    programme: ProgrammeStatus | None = None,
     tz: str = "UTC",
 ) -> PrecheckResult:
     """Every pre-dose check with its band and text, and the worst band among them. The checks
@@ -589,6 +649,8 @@ def assess_prechecks(
         results.append(_risk(checks.precheck("risk_flags"), risk_flags, risk_decisions, tz))
     if refusals_today is not None:
         results.append(_earlier(checks.precheck("earlier_refusal"), refusals_today, tz))
+    if programme is not None:
+        results.append(_programme(checks.precheck("programme"), programme))
     return PrecheckResult(
         band=worst(*(r.band for r in results)),
         checks=tuple(results),

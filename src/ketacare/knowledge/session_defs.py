@@ -19,6 +19,7 @@ COMPUTED: dict[str, frozenset[str]] = {
     "dose_interval": frozenset({"ok", "too_soon_override", "too_soon"}),
     "risk_flags": frozenset({"none", "decided_proceed", "open", "deferred"}),
     "earlier_refusal": frozenset({"none", "refused_today", "bp_refused_today"}),
+    "programme": frozenset({"ok", "no_review", "not_eligible", "no_consent", "consent_withdrawn"}),
 }
 
 
@@ -59,6 +60,7 @@ class PrecheckDef(_Model):
         "dose_interval",
         "risk_flags",
         "earlier_refusal",
+        "programme",
     ]
     label: str = Field(min_length=1)
     question: str = Field(min_length=1)
