@@ -145,6 +145,10 @@ OTHER = [
     ("trazodone", "50 mg at night"),
 ]
 
+# A patient at intake whose MAO inhibitor was stopped within its washout (shown on the chart and
+# at eligibility: with a stimulant, contraindicated until the washout ends).
+RECENT_MAOI_PATIENT = 2
+
 STAGES = (
     [Stage.INTAKE] * 6
     + [Stage.ELIGIBLE] * 5
@@ -234,6 +238,9 @@ def load_demo(db: Session, *, now: datetime, seed: int = 2026) -> DemoResult:
         )
         for name, dose in rng.sample(OTHER, rng.randint(0, 3)):
             meds.append((name, dose, "active", rng.randint(30, 700), None))
+        if i == RECENT_MAOI_PATIENT:
+            # Stopped nine days ago: still inside the 14-day washout, so it is screened.
+            meds.append(("Nardil", "15 mg three times daily", "stopped", 300, 9))
         for name, dose, status, started, stopped in meds:
             db.add(
                 MedicationEntry(
