@@ -51,7 +51,7 @@ def running(db: Session, world: ClinicWorld) -> int:
         db,
         world.actor(Role.NURSE),
         sid,
-        uc.PreCheck(systolic=122, diastolic=76, heart_rate=72, **PASSING),  # type: ignore[arg-type]
+        uc.PreCheck(systolic=122, diastolic=76, **PASSING),  # type: ignore[arg-type]
     )
     return sid
 
@@ -364,7 +364,6 @@ def _dose_given_at(db: Session, world: ClinicWorld, systolic: int, diastolic: in
     check = uc.PreCheck(
         systolic=systolic,
         diastolic=diastolic,
-        heart_rate=72,
         acknowledge_caution=True,
         override_reason="Repeated at rest after 10 minutes; known treated hypertension.",
         **PASSING,  # type: ignore[arg-type]

@@ -25,8 +25,15 @@ from ketacare.store.types import utcnow
 NOW = datetime.now(UTC)
 
 
-# Answers that pass every pre-dose check but the blood pressure.
-PASSING = {"fasting": "yes", "escort": "yes", "pregnancy": "not_pregnant"}
+# Answers and readings that pass every pre-dose check but the blood pressure.
+PASSING = {
+    "fasting": "yes",
+    "escort": "yes",
+    "pregnancy": "not_pregnant",
+    "heart_rate": 72,
+    "spo2": 98,
+    "respiratory_rate": 14,
+}
 
 
 def scheduled(db: Session, world: ClinicWorld) -> int:
@@ -619,3 +626,44 @@ def test_consent_withdrawn_after_the_course_was_planned_stops_the_next_dose(
         uc.start_session(db, world_a.actor(Role.NURSE), sid, check)
     assert err.value.field == "programme"
     assert "Consent was withdrawn" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("readings", "words"),
+    [
+        ({"systolic": 78, "diastolic": 46}, "Systolic 78"),  # the gate alone would proceed
+        ({"spo2": 86}, "SpO2 86%"),
+    ],
+)
+def test_a_critical_pre_dose_reading_needs_a_prescriber(
+    db: Session, world_a: ClinicWorld, readings: dict[str, float], words: str
+) -> None:
+    sid = scheduled(db, world_a)
+    values = {"systolic": 124, "diastolic": 78, **PASSING, **readings}
+    with pytest.raises(Forbidden) as err:
+        uc.start_session(db, world_a.actor(Role.NURSE), sid, uc.PreCheck(**values))  # type: ignore[arg-type]
+    assert words in str(err.value)
+    out = uc.start_session(
+        db,
+        world_a.actor(Role.PRESCRIBER),
+        sid,
+        uc.PreCheck(
+            **values, override_reason="Repeated after 5 minutes at rest; stable, asymptomatic"
+        ),  # type: ignore[arg-type]
+    )
+    assert out.status == "in_progress"
+    assert out.prechecks is not None
+    check = next(c for c in out.prechecks["checks"] if c["id"] == "readings")
+    assert check["band"] == "hold"
+
+
+def test_pre_dose_readings_not_taken_are_a_caution_never_normal(
+    db: Session, world_a: ClinicWorld
+) -> None:
+    sid = scheduled(db, world_a)
+    values = {**PASSING, "spo2": None, "respiratory_rate": None}
+    check = uc.PreCheck(systolic=124, diastolic=78, **values)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput) as err:
+        uc.start_session(db, world_a.actor(Role.NURSE), sid, check)
+    assert err.value.field == "acknowledge_caution"
+    assert "Not recorded: SpO2, respiratory rate" in err.value.message

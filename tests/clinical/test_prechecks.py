@@ -284,3 +284,41 @@ def test_a_start_refused_on_the_blood_pressure_today_needs_owning() -> None:
     refused = run(refusals_today=[bp]).check("earlier_refusal")
     assert (refused.band, refused.needs) == ("hold", ("acknowledge_refusal",))
     assert run(refusals_today=[hold]).check("earlier_refusal").band == "caution"
+
+
+# --- the other pre-dose readings ----------------------------------------------------------------
+
+STEADY = {"systolic": 124, "diastolic": 78, "heart_rate": 72, "spo2": 98, "respiratory_rate": 14}
+
+
+@pytest.mark.parametrize(
+    ("changes", "outcome", "band", "words"),
+    [
+        ({}, "ok", "proceed", "in no alert band"),
+        ({"spo2": 90}, "warning", "caution", "SpO2 90% is below 92%"),
+        ({"spo2": 86}, "critical", "hold", "SpO2 86% is below 88%"),
+        ({"heart_rate": 118}, "warning", "caution", "Heart rate 118/min"),
+        ({"heart_rate": 136}, "critical", "hold", "Heart rate 136/min"),
+        ({"heart_rate": 38}, "critical", "hold", "Heart rate 38/min"),
+        ({"respiratory_rate": 8}, "critical", "hold", "Respiratory rate 8/min"),
+        # Low pressure proceeds at the gate (below 140/90): this check grades it.
+        ({"systolic": 86, "diastolic": 54}, "warning", "caution", "Systolic 86"),
+        ({"systolic": 76, "diastolic": 44}, "critical", "hold", "Systolic 76"),
+        # High pressure and rises are the gate's: not graded twice.
+        ({"systolic": 186, "diastolic": 112}, "ok", "proceed", "in no alert band"),
+        ({"spo2": None}, "not_recorded", "caution", "Not recorded: SpO2"),
+        (
+            {"heart_rate": None, "respiratory_rate": None},
+            "not_recorded",
+            "caution",
+            "Not recorded: heart rate, respiratory rate",
+        ),
+        ({"spo2": None, "heart_rate": 136}, "critical", "hold", "Not recorded: SpO2"),
+    ],
+)
+def test_the_pre_dose_readings_beside_the_blood_pressure(
+    changes: dict[str, float | None], outcome: str, band: str, words: str
+) -> None:
+    check = run(readings={**STEADY, **changes}).check("readings")
+    assert (check.outcome, check.band) == (outcome, band)
+    assert words in check.text

@@ -31,6 +31,7 @@ def test_every_source_is_a_known_reference() -> None:
         "risk_flags",
         "earlier_refusal",
         "programme",
+        "readings",
     }
 
 

@@ -209,6 +209,8 @@ def _start(
         sex=patient.sex,
         age_years=age_on(patient.date_of_birth, at.date()),
         interactions=p.interactions,
+        readings=baseline,
+        monitoring=monitoring,
     )
     overall = worst(gate.band, checks.band)
     row.baseline = baseline

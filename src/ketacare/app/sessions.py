@@ -510,6 +510,8 @@ def _start_session(db: Session, actor: Actor, session_id: int, check: PreCheck) 
             risk_decisions=session_decisions(db, row.id),
             refusals_today=refusals_today(db, row, tz),
             programme=programme_status(db, row.patient_id),
+            readings=readings,
+            monitoring=settings.monitoring,
             tz=tz,
         )
         band = worst(gate.band, checks.band)

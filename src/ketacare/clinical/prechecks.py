@@ -17,10 +17,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from ketacare.clinical.monitoring import Alert, MonitoringSettings, alerts
 from ketacare.knowledge import knowledge_version
 from ketacare.knowledge.catalog import load_catalog
 from ketacare.knowledge.instrument_defs import get_instrument
-from ketacare.knowledge.protocol_defs import ProtocolDef
+from ketacare.knowledge.protocol_defs import ProtocolDef, load_monitoring
 from ketacare.knowledge.session_defs import PrecheckDef, load_session_checks
 from ketacare.knowledge.therapy_defs import load_therapy
 
@@ -550,6 +551,55 @@ def _earlier(check: PrecheckDef, refusals: Sequence[EarlierRefusal], tz: str) ->
     )
 
 
+# --- the other pre-dose readings ----------------------------------------------------------------
+
+# Signs a pre-dose set of readings must carry beside the blood pressure (not recorded is unknown).
+EXPECTED_READINGS = {
+    "heart_rate": "heart rate",
+    "spo2": "SpO2",
+    "respiratory_rate": "respiratory rate",
+}
+
+
+def _graded_by_the_gate(alert: Alert) -> bool:
+    """High blood pressure is the gate's (its bands are the pre-dose thresholds); rises need a
+    baseline, which the pre-dose reading is."""
+    rule = next(r for r in load_monitoring().alerts if r.code == alert.code)
+    return rule.kind == "rise" or (
+        rule.field in ("systolic", "diastolic") and rule.comparison != "below"
+    )
+
+
+def _readings(
+    check: PrecheckDef, readings: Mapping[str, float | None], monitoring: MonitoringSettings
+) -> CheckResult:
+    found = [a for a in alerts(dict(readings), None, monitoring) if not _graded_by_the_gate(a)]
+    missing = [label for name, label in EXPECTED_READINGS.items() if readings.get(name) is None]
+    parts = [a.text for a in found]
+    if missing:
+        parts.append(f"Not recorded: {', '.join(missing)}; take them before the dose.")
+    if any(a.severity == "critical" for a in found):
+        outcome = "critical"
+        parts.append("A prescriber decides whether to dose today, with the reason.")
+    elif found:
+        outcome = "warning"
+    elif missing:
+        outcome = "not_recorded"
+    else:
+        outcome = "ok"
+        parts.append("Heart rate, SpO2, breathing and blood pressure in no alert band.")
+    return CheckResult(
+        check.id,
+        check.label,
+        None,
+        check.computed_bands[outcome],
+        " ".join(parts),
+        check.sources,
+        detail={"alerts": [a.code for a in found], "not_recorded": missing},
+        outcome=outcome,
+    )
+
+
 # --- signed eligibility and consent -------------------------------------------------------------
 
 
@@ -626,6 +676,8 @@ def assess_prechecks(
     risk_decisions: Sequence[RiskDecisionBrief] = (),
     refusals_today: Sequence[EarlierRefusal] | None = None,
     programme: ProgrammeStatus | None = None,
+    readings: Mapping[str, float | None] | None = None,
+    monitoring: MonitoringSettings | None = None,
     tz: str = "UTC",
 ) -> PrecheckResult:
     """Every pre-dose check with its band and text, and the worst band among them. The checks
@@ -651,6 +703,9 @@ def assess_prechecks(
         results.append(_earlier(checks.precheck("earlier_refusal"), refusals_today, tz))
     if programme is not None:
         results.append(_programme(checks.precheck("programme"), programme))
+    if readings is not None:
+        settings = monitoring or MonitoringSettings.defaults()
+        results.append(_readings(checks.precheck("readings"), readings, settings))
     return PrecheckResult(
         band=worst(*(r.band for r in results)),
         checks=tuple(results),

@@ -19,6 +19,7 @@ COMPUTED: dict[str, frozenset[str]] = {
     "dose_interval": frozenset({"ok", "too_soon_override", "too_soon"}),
     "risk_flags": frozenset({"none", "decided_proceed", "open", "deferred"}),
     "earlier_refusal": frozenset({"none", "refused_today", "bp_refused_today"}),
+    "readings": frozenset({"ok", "not_recorded", "warning", "critical"}),
     "programme": frozenset({"ok", "no_review", "not_eligible", "no_consent", "consent_withdrawn"}),
 }
 
@@ -61,6 +62,7 @@ class PrecheckDef(_Model):
         "risk_flags",
         "earlier_refusal",
         "programme",
+        "readings",
     ]
     label: str = Field(min_length=1)
     question: str = Field(min_length=1)
