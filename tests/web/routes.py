@@ -19,9 +19,7 @@ from ketacare.app.users import actor_for, create_api_token
 from ketacare.store.models import (
     Assessment,
     Clinic,
-    ConsentRecord,
     DoseOrder,
-    EligibilityReview,
     MedicationEntry,
     Patient,
     SessionAlert,
@@ -290,26 +288,7 @@ def _eligible(db: Session, t: Target) -> Patient:
     """A signed eligible review and consent given: what planning a course needs."""
     patient = db.get(Patient, t.patient_id)
     assert patient is not None
-    db.add(
-        EligibilityReview(
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            computed_decision="eligible",
-            final_decision="eligible",
-            inputs={},
-            output={},
-            knowledge_version="test",
-        )
-    )
-    db.add(
-        ConsentRecord(
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            consent_version=consent_text()["version"],
-            status="given",
-        )
-    )
-    db.commit()
+    ready_for_dosing(db, patient)
     return patient
 
 

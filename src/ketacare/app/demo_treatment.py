@@ -47,6 +47,7 @@ from ketacare.store.models import (
     DoseVerification,
     MedicationEntry,
     Patient,
+    SessionAlert,
     SessionEvent,
     TherapySession,
     TreatmentSession,
@@ -322,25 +323,43 @@ def _vitals(
             "respiratory_rate": rng.randint(12, 16),
         }
         at = dose_at + timedelta(minutes=minute)
-        vital = VitalSample(
-            clinic_id=row.clinic_id,
-            session_id=row.id,
-            measured_at=at,
-            received_at=at + timedelta(seconds=5),
-            source="device",
-            sample_key=f"demo-{row.id}-{minute}",
-            recorded_by=staff.nurse,
-            **sample,
-        )
-        db.add(vital)
-        db.flush()
-        for a in alerts(sample, base, p.settings.monitoring):
-            stored = alert_row(row.clinic_id, row.id, vital.id, vital.received_at, a)
-            db.add(stored)
-            db.flush()
-            alerted.append((stored.id, stored.raised_at))
+        raised = _reading(db, p, row, at, sample, f"demo-{row.id}-{minute}", "device", staff)
+        alerted += [(stored.id, stored.raised_at) for stored in raised]
         minute += 10
     return alerted
+
+
+def _reading(
+    db: Session,
+    p: _Patient,
+    row: TreatmentSession,
+    at: datetime,
+    sample: dict[str, Any],
+    key: str,
+    source: str,
+    staff: Staff,
+) -> list[SessionAlert]:
+    """One set of readings, stored as the device or nurse sent it, with the alerts it raised
+    against the pre-dose baseline."""
+    vital = VitalSample(
+        clinic_id=row.clinic_id,
+        session_id=row.id,
+        measured_at=at,
+        received_at=at + timedelta(seconds=5),
+        source=source,
+        sample_key=key,
+        recorded_by=staff.nurse,
+        **sample,
+    )
+    db.add(vital)
+    db.flush()
+    raised = [
+        alert_row(row.clinic_id, row.id, vital.id, vital.received_at, a)
+        for a in alerts(sample, row.baseline or {}, p.settings.monitoring)
+    ]
+    db.add_all(raised)
+    db.flush()
+    return raised
 
 
 def _transient_hypotension(
@@ -349,26 +368,8 @@ def _transient_hypotension(
     """A reading of 84/50 mmHg 15 minutes after the infusion ended (a vasovagal dip on
     standing): the low-blood-pressure warning, acknowledged with what was done, and recorded
     as an adverse event. Fixed values: the demo's random draws stay as they are."""
-    base = row.baseline or {}
     sample = {"systolic": 84, "diastolic": 50, "heart_rate": 58, "spo2": 97, "respiratory_rate": 14}
-    vital = VitalSample(
-        clinic_id=row.clinic_id,
-        session_id=row.id,
-        measured_at=at,
-        received_at=at + timedelta(seconds=5),
-        source="manual",
-        sample_key=f"demo-{row.id}-dip",
-        recorded_by=staff.nurse,
-        **sample,
-    )
-    db.add(vital)
-    db.flush()
-    raised = [
-        alert_row(row.clinic_id, row.id, vital.id, vital.received_at, a)
-        for a in alerts(sample, base, p.settings.monitoring)
-    ]
-    db.add_all(raised)
-    db.flush()
+    raised = _reading(db, p, row, at, sample, f"demo-{row.id}-dip", "manual", staff)
     action = "Lay flat with legs raised; 5 minutes later 112/70, no symptoms; prescriber told."
     acked = at + timedelta(minutes=4)
     for stored in raised:
