@@ -16,14 +16,12 @@ from sqlalchemy.orm import Session
 
 from ketacare.app import audit, fhir_import, outcome_summaries
 from ketacare.app.clinic_settings import EffectiveSettings, effective_settings
-from ketacare.app.demo_treatment import Today, treat
+from ketacare.app.demo_treatment import Today, assessment_row, treat
 from ketacare.app.patients import Stage
 from ketacare.app.permissions import Actor, Role
 from ketacare.app.text import fold
 from ketacare.app.users import actor_for, hash_password
-from ketacare.clinical.instruments import score
 from ketacare.store.models import (
-    Assessment,
     BodyMeasurement,
     Clinic,
     ConsentRecord,
@@ -383,24 +381,7 @@ def _assess(
     source: str,
     by: int | None,
 ) -> None:
-    result = score(instrument, answers)
-    db.add(
-        Assessment(
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            instrument=instrument,
-            administered_at=at,
-            source=source,
-            recorded_by=by,
-            answers=list(result.answers),
-            total=result.total,
-            band=result.band,
-            positive_screen=result.positive_screen,
-            urgent=result.urgent,
-            result=result.to_json_dict(),
-            knowledge_version=result.knowledge_version,
-        )
-    )
+    db.add(assessment_row(patient, instrument, answers, at, source, by))
 
 
 def _programme(

@@ -94,6 +94,35 @@ def _event(
     )
 
 
+def assessment_row(
+    patient: Patient,
+    instrument: str,
+    answers: list[int],
+    at: datetime,
+    source: str,
+    by: int | None,
+    session_id: int | None = None,
+) -> Assessment:
+    """A rating as the clinic's records hold it: every answer and the score as computed."""
+    result = score(instrument, answers)
+    return Assessment(
+        clinic_id=patient.clinic_id,
+        patient_id=patient.id,
+        instrument=instrument,
+        administered_at=at,
+        source=source,
+        recorded_by=by,
+        answers=list(result.answers),
+        total=result.total,
+        band=result.band,
+        positive_screen=result.positive_screen,
+        urgent=result.urgent,
+        result=result.to_json_dict(),
+        knowledge_version=result.knowledge_version,
+        session_id=session_id,
+    )
+
+
 def _scale(
     db: Session,
     patient: Patient,
@@ -103,26 +132,9 @@ def _scale(
     at: datetime,
     by: int,
 ) -> int:
-    result = score(name, answers)
-    db.add(
-        Assessment(
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            instrument=name,
-            administered_at=at,
-            source="staff",
-            recorded_by=by,
-            answers=list(result.answers),
-            total=result.total,
-            band=result.band,
-            positive_screen=result.positive_screen,
-            urgent=result.urgent,
-            result=result.to_json_dict(),
-            knowledge_version=result.knowledge_version,
-            session_id=row.id,
-        )
-    )
-    return result.total
+    stored = assessment_row(patient, name, answers, at, "staff", by, session_id=row.id)
+    db.add(stored)
+    return stored.total
 
 
 def _cadss(rng: random.Random, level: float) -> list[int]:
@@ -708,23 +720,7 @@ def _weighed_yesterday(db: Session, p: _Patient, now: datetime, staff: Staff) ->
 def _risk_flag(db: Session, patient: Patient, at: datetime) -> None:
     """A PHQ-9 self-report the evening before the infusion with item 9 above "Not at all": an
     open risk flag the prescriber decides on before the dose."""
-    result = score("phq9", [2, 2, 1, 2, 1, 1, 1, 0, 1])
-    db.add(
-        Assessment(
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            instrument="phq9",
-            administered_at=at,
-            source="self_report",
-            answers=list(result.answers),
-            total=result.total,
-            band=result.band,
-            positive_screen=result.positive_screen,
-            urgent=result.urgent,
-            result=result.to_json_dict(),
-            knowledge_version=result.knowledge_version,
-        )
-    )
+    db.add(assessment_row(patient, "phq9", [2, 2, 1, 2, 1, 1, 1, 0, 1], at, "self_report", None))
 
 
 def _booked_too_soon(
