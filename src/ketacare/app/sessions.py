@@ -459,7 +459,8 @@ def start_session(db: Session, actor: Actor, session_id: int, check: PreCheck) -
     """Apply the pre-dose checks and start the session. The worst band decides: proceed;
     caution needs an acknowledgement; hold needs a prescriber's override with a reason;
     refuse (blood pressure, a contraindicated combination, a dose too soon where the protocol
-    allows no override, open risk flags) cannot be overridden. A label-named interaction needs
+    allows no override, open risk flags, no signed eligible review or consent) cannot be
+    overridden. A critical pre-dose reading needs a prescriber; a label-named interaction needs
     the monitoring change written down; a start refused earlier today needs acknowledging.
     The checks are stored as decided; a refusal is recorded on the session too."""
     try:
