@@ -16,7 +16,7 @@ from ketacare.app.audit import audited
 from ketacare.app.errors import InvalidInput, NotFound
 from ketacare.app.patients import _scoped_patient
 from ketacare.app.permissions import Actor, Permission, Role, require
-from ketacare.clinical.instruments import AnswerError, score
+from ketacare.clinical.instruments import AnswerError, Score, score
 from ketacare.store.models import Assessment, FlagAcknowledgement, Patient, SelfReportLink
 from ketacare.store.types import utcnow
 
@@ -57,6 +57,34 @@ class UrgentFlag(BaseModel):
     flags: list[dict[str, Any]]
 
 
+def assessment_row(
+    patient: Patient,
+    result: Score,
+    *,
+    source: str,
+    at: datetime,
+    recorded_by: int | None,
+    session_id: int | None = None,
+) -> Assessment:
+    """A rating as the records hold it: every answer and the score as computed."""
+    return Assessment(
+        clinic_id=patient.clinic_id,
+        patient_id=patient.id,
+        instrument=result.instrument,
+        administered_at=at,
+        source=source,
+        recorded_by=recorded_by,
+        answers=list(result.answers),
+        total=result.total,
+        band=result.band,
+        positive_screen=result.positive_screen,
+        urgent=result.urgent,
+        result=result.to_json_dict(),
+        knowledge_version=result.knowledge_version,
+        session_id=session_id,
+    )
+
+
 def _store(
     db: Session,
     patient: Patient,
@@ -72,21 +100,8 @@ def _store(
         result = score(instrument, answers)
     except AnswerError as exc:
         raise InvalidInput(exc.field, exc.message) from None
-    row = Assessment(
-        clinic_id=patient.clinic_id,
-        patient_id=patient.id,
-        instrument=result.instrument,
-        administered_at=at,
-        source=source,
-        recorded_by=recorded_by,
-        answers=list(result.answers),
-        total=result.total,
-        band=result.band,
-        positive_screen=result.positive_screen,
-        urgent=result.urgent,
-        result=result.to_json_dict(),
-        knowledge_version=result.knowledge_version,
-        session_id=session_id,
+    row = assessment_row(
+        patient, result, source=source, at=at, recorded_by=recorded_by, session_id=session_id
     )
     db.add(row)
     db.flush()

@@ -15,12 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ketacare.app import audit, fhir_import, outcome_summaries
+from ketacare.app.assessments import assessment_row
 from ketacare.app.clinic_settings import EffectiveSettings, effective_settings
-from ketacare.app.demo_treatment import Today, assessment_row, treat
+from ketacare.app.demo_treatment import Today, treat
 from ketacare.app.patients import Stage
 from ketacare.app.permissions import Actor, Role
 from ketacare.app.text import fold
 from ketacare.app.users import actor_for, hash_password
+from ketacare.clinical.instruments import score
 from ketacare.store.models import (
     BodyMeasurement,
     Clinic,
@@ -381,7 +383,8 @@ def _assess(
     source: str,
     by: int | None,
 ) -> None:
-    db.add(assessment_row(patient, instrument, answers, at, source, by))
+    result = score(instrument, answers)
+    db.add(assessment_row(patient, result, source=source, at=at, recorded_by=by))
 
 
 def _programme(

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ketacare.app.assessments import assessment_row
 from ketacare.app.clinic_settings import EffectiveSettings
 from ketacare.app.courses import CourseCreate, _new_plan, store_plan
 from ketacare.app.permissions import Actor, Role
@@ -41,7 +42,6 @@ from ketacare.knowledge import knowledge_version
 from ketacare.knowledge.protocol_defs import get_protocol
 from ketacare.store.models import (
     AdverseEvent,
-    Assessment,
     BodyMeasurement,
     DoseOrder,
     DoseVerification,
@@ -94,35 +94,6 @@ def _event(
     )
 
 
-def assessment_row(
-    patient: Patient,
-    instrument: str,
-    answers: list[int],
-    at: datetime,
-    source: str,
-    by: int | None,
-    session_id: int | None = None,
-) -> Assessment:
-    """A rating as the clinic's records hold it: every answer and the score as computed."""
-    result = score(instrument, answers)
-    return Assessment(
-        clinic_id=patient.clinic_id,
-        patient_id=patient.id,
-        instrument=instrument,
-        administered_at=at,
-        source=source,
-        recorded_by=by,
-        answers=list(result.answers),
-        total=result.total,
-        band=result.band,
-        positive_screen=result.positive_screen,
-        urgent=result.urgent,
-        result=result.to_json_dict(),
-        knowledge_version=result.knowledge_version,
-        session_id=session_id,
-    )
-
-
 def _scale(
     db: Session,
     patient: Patient,
@@ -132,7 +103,10 @@ def _scale(
     at: datetime,
     by: int,
 ) -> int:
-    stored = assessment_row(patient, name, answers, at, "staff", by, session_id=row.id)
+    result = score(name, answers)
+    stored = assessment_row(
+        patient, result, source="staff", at=at, recorded_by=by, session_id=row.id
+    )
     db.add(stored)
     return stored.total
 
@@ -720,7 +694,8 @@ def _weighed_yesterday(db: Session, p: _Patient, now: datetime, staff: Staff) ->
 def _risk_flag(db: Session, patient: Patient, at: datetime) -> None:
     """A PHQ-9 self-report the evening before the infusion with item 9 above "Not at all": an
     open risk flag the prescriber decides on before the dose."""
-    db.add(assessment_row(patient, "phq9", [2, 2, 1, 2, 1, 1, 1, 0, 1], at, "self_report", None))
+    result = score("phq9", [2, 2, 1, 2, 1, 1, 1, 0, 1])
+    db.add(assessment_row(patient, result, source="self_report", at=at, recorded_by=None))
 
 
 def _booked_too_soon(
