@@ -9,14 +9,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from tests.app.test_courses import consent as consent_record
+from tests.app.test_courses import review as signed_review
 from tests.conftest import ClinicWorld, ready_for_dosing
 
 from ketacare.app import sessions as uc
 from ketacare.app.errors import Forbidden, InvalidInput, NotFound
 from ketacare.app.permissions import Role
 from ketacare.store.models import (
-    ConsentRecord,
-    EligibilityReview,
     MedicationEntry,
     VitalSample,
 )
@@ -564,27 +564,9 @@ def test_a_dose_needs_a_signed_eligible_review_and_consent_at_the_start(
     sid = _without_programme(db, world_a)
     patient = world_a.patients[1]
     if review is not None:
-        db.add(
-            EligibilityReview(
-                clinic_id=patient.clinic_id,
-                patient_id=patient.id,
-                computed_decision=review,
-                final_decision=review,
-                inputs={},
-                output={},
-                knowledge_version="test",
-            )
-        )
+        signed_review(db, patient, review)
     if consent is not None:
-        db.add(
-            ConsentRecord(
-                clinic_id=patient.clinic_id,
-                patient_id=patient.id,
-                consent_version="test",
-                status=consent,
-            )
-        )
-    db.commit()
+        consent_record(db, patient, consent)
     check = uc.PreCheck(
         systolic=124,
         diastolic=78,
@@ -610,17 +592,7 @@ def test_consent_withdrawn_after_the_course_was_planned_stops_the_next_dose(
     db: Session, world_a: ClinicWorld
 ) -> None:
     sid = scheduled(db, world_a)  # signed eligible, consent given
-    patient = world_a.patients[0]
-    db.add(
-        ConsentRecord(
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            consent_version="test",
-            status="withdrawn",
-            recorded_at=utcnow() + timedelta(seconds=1),
-        )
-    )
-    db.commit()
+    consent_record(db, world_a.patients[0], "withdrawn", utcnow() + timedelta(seconds=1))
     check = uc.PreCheck(systolic=124, diastolic=78, **PASSING)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput) as err:
         uc.start_session(db, world_a.actor(Role.NURSE), sid, check)
